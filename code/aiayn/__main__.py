@@ -1,0 +1,5 @@
+"""``python -m aiayn``: see :mod:`aiayn.cli`."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""Attention (section 3.2): scaled dot-product and multi-head attention.
+
+Scaled dot-product attention (equation 1):
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+
+Multi-head attention runs h of them in parallel on learned projections:
+
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O,
+    head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)
+
+:func:`scaled_dot_product_attention` is the readable version: it returns the
+attention weights too, for the book's figures. :class:`MultiHeadAttention` calls the
+fused ``torch.nn.functional.scaled_dot_product_attention`` on the hot path (training
+and decoding) unless ``store_weights`` is set; a test shows the two agree in values
+and gradients. It also keeps a key/value cache for step-by-step decoding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# A per-layer cache for incremental decoding: {"k": (B, h, t, d_k), "v": ...}.
+Cache = dict[str, Tensor]
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    dropout: nn.Module | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Equation 1, written out. Returns (output, attention weights).
+
+    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v);
+    mask: boolean, broadcastable to (..., T_q, T_k), True where attending is allowed.
+    """
+    d_k = q.size(-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)  # (..., T_q, T_k), rows sum to 1
+    if dropout is not None:
+        weights = dropout(weights)
+    return weights @ v, weights  # (..., T_q, d_v), (..., T_q, T_k)
+
+
+class MultiHeadAttention(nn.Module):
+    """h heads of scaled dot-product attention over learned projections (3.2.2)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_k: int | None = None,
+        d_v: int | None = None,
+        attention_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.h = n_heads
+        self.d_k = d_k or d_model // n_heads
+        self.d_v = d_v or d_model // n_heads
+        self.w_q = nn.Linear(d_model, n_heads * self.d_k)  # all h W_i^Q at once
+        self.w_k = nn.Linear(d_model, n_heads * self.d_k)
+        self.w_v = nn.Linear(d_model, n_heads * self.d_v)
+        self.w_o = nn.Linear(n_heads * self.d_v, d_model)  # W^O
+        self.attention_dropout = attention_dropout
+        self.dropout = nn.Dropout(attention_dropout)
+        self.fused = True  # use F.scaled_dot_product_attention
+        self.store_weights = False  # keep the last weights (forces readable path)
+        self.weights: Tensor | None = None
+
+    def _split(self, x: Tensor, d: int) -> Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.h, d).transpose(1, 2)  # (B, h, T, d)
+
+    def forward(
+        self,
+        query: Tensor,
+        key_value: Tensor,
+        mask: Tensor | None = None,
+        cache: Cache | None = None,
+        static_kv: bool = False,
+    ) -> Tensor:
+        """query: (B, T_q, d_model), key_value: (B, T_k, d_model) -> (B, T_q, d_model).
+
+        With a ``cache``, self-attention (``static_kv=False``) appends this step's
+        keys and values to the cached ones; encoder-decoder attention
+        (``static_kv=True``) projects the encoder output once and reuses it.
+        """
+        q = self._split(self.w_q(query), self.d_k)  # (B, h, T_q, d_k)
+        if cache is not None and static_kv and "k" in cache:
+            k, v = cache["k"], cache["v"]  # (B, h, T_k, d_k), (B, h, T_k, d_v)
+        else:
+            k = self._split(self.w_k(key_value), self.d_k)  # (B, h, T_k, d_k)
+            v = self._split(self.w_v(key_value), self.d_v)  # (B, h, T_k, d_v)
+            if cache is not None:
+                if not static_kv and "k" in cache:
+                    k = torch.cat([cache["k"], k], dim=2)  # (B, h, t + T_k, d_k)
+                    v = torch.cat([cache["v"], v], dim=2)  # (B, h, t + T_k, d_v)
+                cache["k"], cache["v"] = k, v
+        if self.fused and not self.store_weights:
+            p = self.attention_dropout if self.training else 0.0
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:
+            out, weights = scaled_dot_product_attention(q, k, v, mask, self.dropout)
+            self.weights = weights.detach() if self.store_weights else None
+        B, _, T_q, _ = out.shape
+        out = out.transpose(1, 2).reshape(B, T_q, self.h * self.d_v)  # (B, T_q, h*d_v)
+        return self.w_o(out)  # (B, T_q, d_model)

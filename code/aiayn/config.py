@@ -1,0 +1,198 @@
+"""Hyperparameters (sections 3, 5 and 6 of the paper) in two typed dataclasses.
+
+:class:`ModelConfig` holds what defines the network; its defaults are the paper's
+base model (Table 3, first row): N=6, d_model=512, d_ff=2048, h=8, d_k=d_v=64,
+P_drop=0.1, eps_ls=0.1. :class:`TrainConfig` holds how it is trained and evaluated:
+Adam (beta1=0.9, beta2=0.98, eps=1e-9), warmup_steps=4000, batches of about 25,000
+source and 25,000 target tokens, beam 4 with length penalty 0.6, and checkpoint
+averaging. Every departure from the paper is a named field whose default is the
+paper's choice, so a preset that departs says so in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .errors import AiaynError
+
+
+@dataclass
+class ModelConfig:
+    """The Transformer's architecture. Defaults are the paper's base model."""
+
+    vocab_size: int = 37000  # shared source-target BPE vocabulary (section 5.1)
+    src_vocab_size: int | None = None  # None: the source shares the target's
+    d_model: int = 512  # width of every sublayer output and embedding
+    d_ff: int = 2048  # inner width of the position-wise feed-forward network
+    n_heads: int = 8  # h, parallel attention heads
+    n_layers: int = 6  # N, identical layers in the encoder and in the decoder
+    d_k: int | None = None  # per-head query/key width; None: d_model // n_heads
+    d_v: int | None = None  # per-head value width; None: d_model // n_heads
+    dropout: float = 0.1  # P_drop: sublayer outputs and embedding sums
+    attention_dropout: float = 0.0  # not in the paper (tensor2tensor's option)
+    label_smoothing: float = 0.1  # eps_ls (section 5.4)
+    max_len: int = 256  # longest sequence the positional encoding covers
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+    norm_first: bool = False  # pre-norm (Xiong et al. 2020); the paper is post-norm
+    learned_positions: bool = False  # Table 3 (E); the paper uses sinusoids
+    tie_embeddings: bool = True  # share embeddings and pre-softmax weights (3.4)
+    scale_embeddings: bool = True  # multiply embeddings by sqrt(d_model) (3.4)
+
+    def __post_init__(self) -> None:
+        if self.d_k is None:
+            self.d_k = self.d_model // self.n_heads
+        if self.d_v is None:
+            self.d_v = self.d_model // self.n_heads
+        problems = []
+        if self.vocab_size < 5:
+            problems.append(f"vocab_size={self.vocab_size} (needs >= 5)")
+        for name in ("d_model", "d_ff", "n_heads", "n_layers", "d_k", "d_v", "max_len"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name}={getattr(self, name)} (must be positive)")
+        for name in ("dropout", "attention_dropout", "label_smoothing"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                problems.append(f"{name}={getattr(self, name)} (must be in [0, 1))")
+        if problems:
+            raise AiaynError("invalid ModelConfig: " + ", ".join(problems))
+
+    @property
+    def shared_vocab(self) -> bool:
+        """True when source and target use one vocabulary (the paper's setting)."""
+        return self.src_vocab_size is None or self.src_vocab_size == self.vocab_size
+
+    @classmethod
+    def base(cls, vocab_size: int = 37000, **overrides: Any) -> ModelConfig:
+        """The paper's base model (Table 3): about 65M parameters at 37k vocab."""
+        return cls(vocab_size=vocab_size, **overrides)
+
+    @classmethod
+    def big(cls, vocab_size: int = 37000, **overrides: Any) -> ModelConfig:
+        """The paper's big model (Table 3): about 213M parameters at 37k vocab."""
+        kw: dict[str, Any] = dict(d_model=1024, d_ff=4096, n_heads=16, dropout=0.3)
+        return cls(vocab_size=vocab_size, **{**kw, **overrides})
+
+    @classmethod
+    def tiny(cls, vocab_size: int = 16, **overrides: Any) -> ModelConfig:
+        """A toy model for tests and the copy task (seconds on a CPU)."""
+        kw: dict[str, Any] = dict(
+            d_model=32, d_ff=64, n_heads=4, n_layers=2, dropout=0.0, max_len=64
+        )
+        return cls(vocab_size=vocab_size, **{**kw, **overrides})
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained and evaluated. Defaults follow sections 5 and 6."""
+
+    name: str = "custom"
+    task: str = "copy"  # "copy", "multi30k" or "parse": what data to train on
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # data
+    src_lang: str = "en"
+    tgt_lang: str = "de"
+    vocab_kind: str = "bpe"  # "bpe" (en-de, shared) or "wordpiece" (en-fr)
+    max_sentence_len: int = 100  # training pairs longer than this are left out
+    train_limit: int | None = None  # use only the first N training pairs
+    # copy task
+    copy_symbols: int = 10  # symbols 0..copy_symbols-1
+    copy_min_len: int = 4
+    copy_max_len: int = 12
+    copy_train_size: int = 20000  # distinct random sequences per epoch
+    copy_test_size: int = 500
+    # optimisation (section 5.3)
+    max_tokens: int = 25000  # about this many source and target tokens per batch
+    accum: int = 1  # micro-batches per optimizer step (emulates larger batches)
+    max_steps: int = 100000  # the base model trains for 100k steps
+    warmup: int = 4000  # warmup_steps
+    lr_factor: float = 1.0  # multiplies the paper's schedule (1.0 = the paper)
+    adam_betas: tuple[float, float] = (0.9, 0.98)
+    adam_eps: float = 1e-9
+    clip_grad_norm: float | None = None  # not in the paper
+    seed: int = 1234
+    amp: str = "auto"  # "auto": bf16 (or fp16+scaler) on CUDA, fp32 on CPU
+    compile: bool = False  # torch.compile the model
+    # checkpoints and evaluation (section 6.1)
+    eval_every: int = 1000
+    save_every: int = 1000
+    keep_checkpoints: int = 5
+    average_last: int = 5  # the paper averages 5 (base) or 20 (big) checkpoints
+    eval_bleu: bool = True  # decode the dev set at each evaluation
+    eval_max_sentences: int | None = None  # decode only this many dev sentences
+    beam_size: int = 4
+    alpha: float = 0.6  # GNMT length penalty exponent
+    extra_len: int = 50  # maximum output length = input length + extra_len
+    notes: str = ""  # one line on why this preset departs from the paper
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (nested for the model)."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict`; unknown keys are an error."""
+        d = dict(d)
+        model = ModelConfig(**_known(ModelConfig, d.pop("model", {})))
+        kw = _known(cls, d)
+        if "adam_betas" in kw:
+            kw["adam_betas"] = tuple(kw["adam_betas"])
+        return cls(model=model, **kw)
+
+    def with_overrides(self, assignments: list[str]) -> TrainConfig:
+        """Apply ``key=value`` strings: ``max_steps=200``, ``model.dropout=0.3``."""
+        cfg = self
+        for item in assignments:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise AiaynError(f"--set expects key=value, got {item!r}")
+            if key.startswith("model."):
+                sub = key.removeprefix("model.")
+                value = _parse_field(ModelConfig, sub, raw)
+                model = replace(cfg.model, **{sub: value})
+                cfg = replace(cfg, model=model)
+            else:
+                cfg = replace(cfg, **{key: _parse_field(TrainConfig, key, raw)})
+        return cfg
+
+
+def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise AiaynError(
+            f"unknown {cls.__name__} fields {unknown}; known fields: {sorted(names)}"
+        )
+    return d
+
+
+def _parse_field(cls: type, name: str, raw: str) -> Any:
+    """Parse ``raw`` as the type of field ``name`` of dataclass ``cls``."""
+    hints = typing.get_type_hints(cls)
+    if name not in hints or name == "model":
+        known = sorted(f.name for f in dataclasses.fields(cls) if f.name != "model")
+        raise AiaynError(f"{cls.__name__} has no field {name!r}; known: {known}")
+    typ = hints[name]
+    args = typing.get_args(typ)
+    optional = isinstance(typ, types.UnionType) and type(None) in args
+    if optional and raw.lower() in ("none", "null"):
+        return None
+    base = next((a for a in args if a is not type(None)), typ) if optional else typ
+    try:
+        if base is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1")
+        if base in (int, float, str):
+            return base(raw)
+        return type(json.loads(raw))(json.loads(raw))
+    except (ValueError, json.JSONDecodeError) as e:
+        raise AiaynError(f"cannot read {name}={raw!r} as {typ}: {e}") from None

@@ -1,0 +1,161 @@
+"""Decoding (section 6.1): greedy search and beam search with a length penalty.
+
+"We used beam search with a beam size of 4 and length penalty alpha = 0.6. ... We
+set the maximum output length during inference to input length + 50, but terminate
+early when possible."
+
+The length penalty is GNMT's (Wu et al. 2016): a finished hypothesis Y is scored
+log P(Y | X) / lp(Y) with lp(Y) = ((5 + |Y|) / 6)^alpha, where |Y| counts the
+generated tokens including the end-of-sentence token. Both searches are batched
+over sentences and use the decoder's key/value cache, so each step runs the decoder
+on one new position only. Neither ever emits padding or beginning-of-sentence.
+
+Both return, for each source sentence, its output token ids without BOS and EOS.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .model import Transformer, reorder_cache
+
+
+def length_penalty(length: Tensor | int, alpha: float) -> Tensor:
+    """GNMT's lp(Y) = ((5 + |Y|) / 6)^alpha."""
+    return ((5.0 + torch.as_tensor(length, dtype=torch.float32)) / 6.0) ** alpha
+
+
+def _output_limits(
+    model: Transformer, src: Tensor, max_len: int | None, extra_len: int
+) -> Tensor:
+    """Per sentence, the most tokens to generate: input length + 50 by default."""
+    cfg = model.cfg
+    if max_len is not None:
+        limits = torch.full((src.size(0),), max_len, device=src.device)
+    else:
+        limits = (src != cfg.pad_id).sum(dim=1) + extra_len  # (B,)
+    return limits.clamp(min=1, max=cfg.max_len - 1)  # BOS takes one position
+
+
+def _log_probs(logits: Tensor, model: Transformer) -> Tensor:
+    """(N, V) logits -> log-probabilities, with PAD and BOS made impossible."""
+    logp = logits.float().log_softmax(dim=-1)
+    logp[:, model.cfg.pad_id] = float("-inf")
+    logp[:, model.cfg.bos_id] = float("-inf")
+    return logp
+
+
+@torch.no_grad()
+def greedy_decode(
+    model: Transformer, src: Tensor, max_len: int | None = None, extra_len: int = 50
+) -> list[list[int]]:
+    """Pick the most probable next token until EOS or the length limit."""
+    model.eval()
+    cfg = model.cfg
+    B = src.size(0)
+    limits = _output_limits(model, src, max_len, extra_len)  # (B,)
+    memory, src_mask = model.encode(src)  # (B, S, d_model), (B, 1, 1, S)
+    cache = model.init_cache()
+    token = torch.full((B, 1), cfg.bos_id, dtype=torch.long, device=src.device)
+    out = []
+    done = torch.zeros(B, dtype=torch.bool, device=src.device)
+    for t in range(int(limits.max())):
+        logits = model.decode(token, memory, src_mask, cache, offset=t)  # (B, 1, V)
+        nxt = _log_probs(logits[:, -1], model).argmax(dim=-1)  # (B,)
+        nxt = nxt.masked_fill(done, cfg.pad_id)
+        out.append(nxt)
+        done |= (nxt == cfg.eos_id) | (t + 1 >= limits)
+        if bool(done.all()):
+            break
+        token = nxt[:, None]  # (B, 1)
+    seqs = torch.stack(out, dim=1).tolist()  # (B, t)
+    return [_strip(s, cfg.eos_id, cfg.pad_id) for s in seqs]
+
+
+def _strip(seq: list[int], eos_id: int, pad_id: int) -> list[int]:
+    """Cut at the first EOS and drop padding."""
+    if eos_id in seq:
+        seq = seq[: seq.index(eos_id)]
+    return [t for t in seq if t != pad_id]
+
+
+@torch.no_grad()
+def beam_search(
+    model: Transformer,
+    src: Tensor,
+    beam_size: int = 4,
+    alpha: float = 0.6,
+    max_len: int | None = None,
+    extra_len: int = 50,
+) -> list[list[int]]:
+    """Beam search with GNMT's length penalty; returns the best hypothesis each.
+
+    At each step every live hypothesis is extended by every token; of the 2K best
+    extensions (K = beam_size), those ending in EOS are finished hypotheses, and the
+    K best of the rest stay alive. A hypothesis that reaches the length limit is
+    finished as it stands. A sentence stops when no live hypothesis can still beat
+    its best finished one: with alpha >= 0 the best a live hypothesis can reach is
+    its log-probability divided by lp(limit), since log-probabilities only fall.
+    """
+    model.eval()
+    cfg = model.cfg
+    B, K, device = src.size(0), beam_size, src.device
+    limits = _output_limits(model, src, max_len, extra_len)  # (B,)
+    L = int(limits.max())
+    memory, src_mask = model.encode(src)  # (B, S, d), (B, 1, 1, S)
+    memory = memory.repeat_interleave(K, dim=0)  # (B*K, S, d)
+    src_mask = src_mask.repeat_interleave(K, dim=0)  # (B*K, 1, 1, S)
+    cache = model.init_cache()
+
+    alive_seq = torch.full((B, K, 1), cfg.bos_id, dtype=torch.long, device=device)
+    alive_logp = torch.full((B, K), float("-inf"), device=device)
+    alive_logp[:, 0] = 0.0  # only one real hypothesis at the start
+    best_score = torch.full((B,), float("-inf"), device=device)
+    best_seq = torch.full((B, L + 1), cfg.pad_id, dtype=torch.long, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    n_cand = min(2 * K, K * cfg.vocab_size)
+
+    for t in range(L):
+        token = alive_seq[:, :, -1].reshape(B * K, 1)  # (B*K, 1)
+        logits = model.decode(token, memory, src_mask, cache, offset=t)  # (B*K,1,V)
+        logp = _log_probs(logits[:, -1], model).view(B, K, -1)  # (B, K, V)
+        V = logp.size(-1)
+        cand = (alive_logp[:, :, None] + logp).view(B, K * V)  # (B, K*V)
+        cand_logp, cand_idx = cand.topk(n_cand, dim=1)  # (B, 2K)
+        beam = cand_idx // V  # (B, 2K) which live hypothesis
+        tok = cand_idx % V  # (B, 2K) which token extends it
+        prefix = alive_seq.gather(1, beam[:, :, None].expand(-1, -1, t + 1))
+        cand_seq = torch.cat([prefix, tok[:, :, None]], dim=2)  # (B, 2K, t+2)
+
+        # Finished candidates: ending in EOS, or reaching the sentence's limit.
+        count = t + 1  # generated tokens, EOS included
+        at_limit = (count >= limits)[:, None]  # (B, 1)
+        is_eos = tok == cfg.eos_id  # (B, 2K)
+        fin = (is_eos | at_limit) & torch.isfinite(cand_logp) & ~done[:, None]
+        fin_score = torch.where(
+            fin, cand_logp / length_penalty(count, alpha), float("-inf")
+        )  # (B, 2K)
+        top_fin, top_j = fin_score.max(dim=1)  # (B,)
+        better = top_fin > best_score  # (B,)
+        if bool(better.any()):
+            best_score = torch.where(better, top_fin, best_score)
+            chosen = cand_seq[torch.arange(B, device=device), top_j]  # (B, t+2)
+            chosen = chosen.masked_fill(chosen == cfg.eos_id, cfg.pad_id)
+            best_seq[better, : t + 2] = chosen[better]
+            best_seq[better, t + 2 :] = cfg.pad_id
+
+        # The K best candidates that did not end in EOS stay alive.
+        live_logp = cand_logp.masked_fill(is_eos, float("-inf"))  # (B, 2K)
+        alive_logp, keep = live_logp.topk(K, dim=1)  # (B, K)
+        alive_seq = cand_seq.gather(1, keep[:, :, None].expand(-1, -1, t + 2))
+        src_beam = beam.gather(1, keep)  # (B, K) rows they came from
+        flat = (torch.arange(B, device=device)[:, None] * K + src_beam).view(-1)
+        reorder_cache(cache, flat)  # (B*K,) rows of the self-attention caches
+
+        # Stop a sentence once no live hypothesis can overtake its best.
+        bound = alive_logp[:, 0] / length_penalty(limits, alpha)  # (B,)
+        done |= at_limit[:, 0] | (best_score >= bound)
+        if bool(done.all()):
+            break
+    return [_strip(s[1:], cfg.eos_id, cfg.pad_id) for s in best_seq.tolist()]

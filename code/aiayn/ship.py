@@ -1,0 +1,165 @@
+"""Shipping a trained model: fp16 weights, tokenizer, config and a model card.
+
+``python -m aiayn ship --run RUN --out checkpoints/NAME`` copies what a reader needs
+to load a model (``config.json``, ``tokenizer.json``, the averaged weights in fp16,
+``metrics.json``, and any ``eval_*.json``) into a small self-contained directory and
+writes its ``README.md`` model card from those files alone, so every number on the
+card is one the code measured. ``--with-steps`` also ships the kept step
+checkpoints (weights only) for chapters that show checkpoint averaging.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint as ckpt
+from .errors import AiaynError
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_meta.json")
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def ship(run: Path, out: Path, with_steps: bool = False) -> Path:
+    """Copy a finished run into a shippable model directory; returns ``out``."""
+    run, out = Path(run), Path(out)
+    metrics_path = run / "metrics.json"
+    if not metrics_path.is_file():
+        raise AiaynError(f"{run} has no metrics.json: is the training finished?")
+    model = ckpt.load_model(run)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        ckpt.save_weights(tmp / ckpt.WEIGHTS, model, torch.float16)
+        names = (ckpt.CONFIG, "metrics.json", *TOKENIZER_FILES)
+        for name in names:
+            if (run / name).is_file():
+                shutil.copy(run / name, tmp / name)
+        for path in run.glob("eval_*.json"):
+            shutil.copy(path, tmp / path.name)
+        if with_steps:
+            for step in ckpt.list_checkpoints(run):
+                dst = tmp / "checkpoints" / step.name
+                dst.mkdir(parents=True)
+                m = ckpt.load_model(step)
+                ckpt.save_weights(dst / ckpt.WEIGHTS, m, torch.float16)
+                shutil.copy(step / ckpt.CONFIG, dst / ckpt.CONFIG)
+        (tmp / "README.md").write_text(model_card(tmp))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _fmt(x: Any, digits: int = 2) -> str:
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def model_card(directory: Path) -> str:
+    """The Markdown model card of a shipped directory, from its own files."""
+    directory = Path(directory)
+    m = json.loads((directory / "metrics.json").read_text())
+    cfg = json.loads((directory / ckpt.CONFIG).read_text())
+    evals = {
+        p.stem.removeprefix("eval_"): json.loads(p.read_text())
+        for p in sorted(directory.glob("eval_*.json"))
+    }
+    model = cfg["model"]
+    lines = [
+        f"# `{directory.name}`",
+        "",
+        f"Trained with `aiayn` preset `{cfg['name']}` ({cfg['task']}"
+        + (f", {cfg['src_lang']}→{cfg['tgt_lang']}" if cfg["task"] != "copy" else "")
+        + f"). {cfg.get('notes', '')}",
+        "",
+        "## Results",
+        "",
+        "| split | measure | value |",
+        "| --- | --- | --- |",
+    ]
+    if "exact_match" in m:
+        lines.append(f"| held-out (dev) | exact match | {_fmt(m['exact_match'], 3)} |")
+    for split, e in evals.items():
+        setting = f"beam {e.get('beam')}, alpha {e.get('alpha')}"
+        lines += [
+            f"| {split} | BLEU, cased detokenized sacreBLEU ({setting}) | "
+            f"{_fmt(e['bleu'])} |",
+            f"| {split} | BLEU, tokenized lowercased (Multi30k literature) | "
+            f"{_fmt(e['tok_bleu'])} |",
+            f"| {split} | chrF | {_fmt(e['chrf'])} |",
+        ]
+    if "f1" in m:
+        lines.append(f"| dev | labelled bracket F1 (EVALB) | {_fmt(m['f1'])} |")
+    lines.append(f"| dev | perplexity per sub-word token | {_fmt(m['dev_ppl'])} |")
+    lines += [
+        "",
+        "## How it was made",
+        "",
+        f"- Data: {_data_line(cfg)}",
+        f"- Model: N={model['n_layers']}, d_model={model['d_model']}, "
+        f"d_ff={model['d_ff']}, h={model['n_heads']}, P_drop={model['dropout']}, "
+        f"eps_ls={model['label_smoothing']}, vocabulary {model['vocab_size']}, "
+        f"{m['parameters']:,} parameters; post-norm={not model['norm_first']}, "
+        f"tied embeddings={model['tie_embeddings']}",
+        f"- Training: {m['steps']} steps of about {cfg['max_tokens']} source and "
+        f"target tokens, warmup {cfg['warmup']}, learning-rate factor "
+        f"{cfg['lr_factor']}; averaged checkpoints: "
+        f"{', '.join(m['averaged_checkpoints'])}",
+        f"- Device: {m['device']}, torch {m['torch']}, wall time "
+        f"{m['wall_time_s']:.0f} s ({m['train_tokens_per_s']:.0f} target tokens/s)",
+        f"- Command: `{m['command']}`",
+    ]
+    for split, e in evals.items():
+        lines.append(
+            f"- Evaluation ({split}): `{e.get('command', '')}` on "
+            f"{e.get('device', '?')}, decoding took {e.get('decode_wall_s')} s"
+        )
+        lines.append(f"  - sacreBLEU signature: `{e.get('bleu_signature', '')}`")
+    lines += [
+        f"- Shipped: fp16 weights, {datetime.date.today().isoformat()}, "
+        f"from commit {_git_commit()}",
+        "",
+        "Load it with `aiayn.checkpoint.load_model(path)` and "
+        "`aiayn.tokenizer.load_tokenizer(path)`, or "
+        f"`python -m aiayn translate --checkpoint checkpoints/{directory.name}`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _data_line(cfg: dict[str, Any]) -> str:
+    if cfg["task"] == "copy":
+        return (
+            f"random sequences of {cfg['copy_min_len']}-{cfg['copy_max_len']} "
+            f"symbols out of {cfg['copy_symbols']}, {cfg['copy_train_size']} "
+            f"training and {cfg['copy_test_size']} held-out sequences"
+        )
+    if cfg["task"] == "multi30k":
+        return (
+            f"Multi30k (WMT16 multimodal task 1) train, 29,000 pairs, "
+            f"{cfg['vocab_kind']} vocabulary trained on it; dev = val (1,014)"
+        )
+    return cfg["task"]

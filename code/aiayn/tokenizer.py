@@ -1,0 +1,310 @@
+"""Sub-word vocabularies (section 5.1, Training Data and Batching).
+
+> Sentences were encoded using byte-pair encoding [3], which has a shared
+> source-target vocabulary of about 37000 tokens. For English-French, we used
+> the significantly larger WMT 2014 English-French dataset consisting of 36M
+> sentences and split tokens into a 32000 word-piece vocabulary [38].
+
+Three tokenizers share one interface, `Tokenizer`, and the ids
+pad=0, bos=1, eos=2, unk=3 (``encode`` adds no BOS/EOS; batching does that).
+
+- `SymbolTokenizer`: the toy copy task; ``"3 7 1"`` is symbols 3, 7, 1.
+- `SubwordTokenizer` kind ``"bpe"`` (English-German, [3]): one byte-level BPE
+  vocabulary for source and target. Text is UTF-8 bytes before any merge, so
+  every string (any script, emoji, control characters) encodes with no
+  ``<unk>`` and decodes back exactly.
+- `SubwordTokenizer` kind ``"wordpiece"`` (English-French, [38]): greedy
+  longest-match word pieces. As in [38], ``▁`` marks the start of a word;
+  continuation pieces carry ``##``. The two markers make detokenization
+  unambiguous. Word pieces cannot fall back to bytes: a word with a character
+  outside the training alphabet (or longer than 99 characters) becomes one
+  ``<unk>``, which ``decode`` drops. Unlike [38], the vocabulary is grown by
+  BPE-style merges (Hugging Face's WordPieceTrainer), not by language-model
+  likelihood, and a literal ``▁`` in the text reads as a space.
+
+Both sub-word kinds see `normalize`'d text, so ``decode(encode(x)) ==
+normalize(x)``; this holds for every string under BPE and for every training
+sentence under WordPiece (the test suite checks all of Multi30k's train set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from .errors import AiaynError
+
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")  # in id order
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "tokenizer_meta.json"  # our metadata beside a Hugging Face file
+NORMALIZATION = "nfc+collapse_whitespace+strip"  # names `normalize` in metadata
+Kind = Literal["bpe", "wordpiece"]
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def normalize(text: str) -> str:
+    """Unicode NFC, each run of whitespace to one space, none at either end.
+
+    Case and punctuation are kept. Lone surrogates (a Python ``str`` can hold
+    them, UTF-8 cannot) become U+FFFD. Sub-word ``decode`` returns this form.
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", _SURROGATE.sub("\ufffd", text))
+    return " ".join(text.split())
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What the data pipeline, the decoder and the CLI need from a vocabulary."""
+
+    @property
+    def vocab_size(self) -> int: ...
+    def encode(self, text: str) -> list[int]: ...
+    def decode(self, ids: Sequence[int]) -> str: ...
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]: ...
+    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]: ...
+    def save(self, directory: Path) -> None: ...
+
+
+def _checked_ids(ids: Sequence[int], vocab_size: int) -> list[int]:
+    """`ids` as plain ints, or AiaynError if one is outside the vocabulary."""
+    out = [int(i) for i in ids]
+    bad = [i for i in out if not 0 <= i < vocab_size]
+    if bad:
+        raise AiaynError(
+            f"token id {bad[0]} is outside the vocabulary (0..{vocab_size - 1}); "
+            "were these ids made with a different tokenizer?"
+        )
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temp file in the same directory."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SymbolTokenizer:
+    """Copy-task symbols 0..n_symbols-1, written ``"3 7 1"``, as ids 4..n_symbols+3."""
+
+    def __init__(self, n_symbols: int) -> None:
+        if isinstance(n_symbols, bool) or not isinstance(n_symbols, int):
+            raise AiaynError(f"n_symbols must be an int, got {n_symbols!r}")
+        if n_symbols < 1:
+            raise AiaynError(f"n_symbols must be at least 1, got {n_symbols}")
+        self.n_symbols = n_symbols
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_symbols + len(SPECIAL_TOKENS)
+
+    def encode(self, text: str) -> list[int]:
+        ids = []
+        for token in text.split():
+            if (
+                not (token.isascii() and token.isdigit())
+                or int(token) >= self.n_symbols
+            ):
+                raise AiaynError(
+                    f"symbol {token!r} is not an integer in 0..{self.n_symbols - 1}; "
+                    "write copy-task input as space-separated symbols, e.g. '3 7 1'"
+                )
+            ids.append(int(token) + len(SPECIAL_TOKENS))
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        ids = _checked_ids(ids, self.vocab_size)
+        n_special = len(SPECIAL_TOKENS)
+        return " ".join(str(i - n_special) for i in ids if i >= n_special)
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.encode(t) for t in texts]
+
+    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        return [self.decode(ids) for ids in batch]
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"type": "symbols", "n_symbols": self.n_symbols}
+        _write_atomic(directory / TOKENIZER_FILE, json.dumps(meta) + "\n")
+
+    def __repr__(self) -> str:
+        return f"SymbolTokenizer(n_symbols={self.n_symbols})"
+
+
+def _untrained(kind: Kind, vocab_size: int) -> tuple[HFTokenizer, trainers.Trainer]:
+    """An empty Hugging Face tokenizer of `kind` and the trainer that fills it."""
+    specials = list(SPECIAL_TOKENS)
+    if kind == "bpe":
+        hf = HFTokenizer(models.BPE(unk_token="<unk>"))
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        hf.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes
+            show_progress=False,
+        )
+    else:
+        hf = HFTokenizer(models.WordPiece(unk_token="<unk>"))  # "##" continues
+        marker = {"replacement": "▁", "prepend_scheme": "always", "split": True}
+        hf.pre_tokenizer = pre_tokenizers.Metaspace(**marker)  # "a b" -> "▁a", "▁b"
+        # ["▁a", "##b", "▁c"] -> ["▁a", "b", " ▁c"] -> "ab c"
+        wordpiece = decoders.WordPiece(prefix="##", cleanup=False)
+        hf.decoder = decoders.Sequence([wordpiece, decoders.Replace("▁", "")])
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size, special_tokens=specials, show_progress=False
+        )
+    return hf, trainer
+
+
+class SubwordTokenizer:
+    """A trained Hugging Face BPE or WordPiece vocabulary behind `Tokenizer`."""
+
+    def __init__(self, hf: HFTokenizer, kind: Kind) -> None:
+        found = [hf.id_to_token(i) for i in range(len(SPECIAL_TOKENS))]
+        if found != list(SPECIAL_TOKENS):
+            raise AiaynError(
+                f"ids 0..3 must be {list(SPECIAL_TOKENS)}, this vocabulary has {found}"
+            )
+        hf.encode_special_tokens = True  # the text "<s>" is text, never BOS
+        self.hf = hf
+        self.kind = kind
+
+    @classmethod
+    def train(
+        cls, texts: Iterable[str], vocab_size: int, kind: Kind
+    ) -> SubwordTokenizer:
+        """Learn a vocabulary of about `vocab_size` entries from `texts`.
+
+        BPE never has fewer than 260 (4 special tokens and 256 bytes).
+        """
+        if kind not in ("bpe", "wordpiece"):
+            raise AiaynError(f"kind must be 'bpe' or 'wordpiece', got {kind!r}")
+        if vocab_size <= len(SPECIAL_TOKENS):
+            raise AiaynError(f"vocab_size must exceed 4, got {vocab_size}")
+        hf, trainer = _untrained(kind, vocab_size)
+        count = 0
+
+        def sentences() -> Iterator[str]:
+            nonlocal count
+            for text in texts:
+                count += 1
+                yield normalize(text)
+
+        hf.train_from_iterator(sentences(), trainer)
+        if count == 0:
+            raise AiaynError("cannot train a tokenizer on no sentences")
+        return cls(hf, kind)
+
+    @property
+    def vocab_size(self) -> int:
+        """The trained size (the `vocab_size` asked for is a target)."""
+        return self.hf.get_vocab_size(with_added_tokens=True)
+
+    def tokenize(self, text: str) -> list[str]:
+        """The sub-word pieces of `text`, for display.
+
+        WordPiece pieces are shown as stored (``▁`` starts a word, ``##``
+        continues one); BPE pieces as the text they stand for (``" junge"``),
+        not in the byte alphabet they are stored in (``"Ġjunge"``).
+        """
+        tokens = self.hf.encode(normalize(text), add_special_tokens=False).tokens
+        if self.kind == "bpe":
+            return [self.hf.decoder.decode([t]) for t in tokens]
+        return tokens
+
+    def encode(self, text: str) -> list[int]:
+        return self.hf.encode(normalize(text), add_special_tokens=False).ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        ids = _checked_ids(ids, self.vocab_size)
+        return self.hf.decode(ids, skip_special_tokens=True)
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        texts = [normalize(t) for t in texts]
+        return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+
+    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        batch = [_checked_ids(ids, self.vocab_size) for ids in batch]
+        return self.hf.decode_batch(batch, skip_special_tokens=True)
+
+    def save(self, directory: Path) -> None:
+        """Write the Hugging Face ``tokenizer.json`` and our ``tokenizer_meta.json``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        text = self.hf.to_str()
+        meta = {
+            "type": "subword",
+            "kind": self.kind,
+            "normalization": NORMALIZATION,
+            "tokenizer_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        }
+        _write_atomic(directory / TOKENIZER_FILE, text)
+        _write_atomic(directory / META_FILE, json.dumps(meta, indent=2) + "\n")
+
+    def __repr__(self) -> str:
+        return f"SubwordTokenizer(kind={self.kind!r}, vocab_size={self.vocab_size})"
+
+
+def _read_json(path: Path, hint: str) -> tuple[str, dict]:
+    """The text of `path` and its JSON object, or AiaynError naming the file."""
+    if not path.is_file():
+        raise AiaynError(f"{path} not found; {hint}")
+    try:
+        text = path.read_text(encoding="utf-8")
+        obj = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AiaynError(f"{path} is unreadable or corrupt ({e}); {hint}") from e
+    if not isinstance(obj, dict):
+        raise AiaynError(f"{path} does not hold a JSON object; {hint}")
+    return text, obj
+
+
+def load_tokenizer(directory: Path) -> Tokenizer:
+    """The tokenizer that `save` wrote into `directory`."""
+    directory = Path(directory)
+    path, meta_path = directory / TOKENIZER_FILE, directory / META_FILE
+    hint = "train the tokenizer again (e.g. rerun training) to rewrite it"
+    text, obj = _read_json(path, hint)
+    if obj.get("type") == "symbols":
+        n = obj.get("n_symbols")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise AiaynError(f"{path}: n_symbols must be a positive int, got {n!r}")
+        return SymbolTokenizer(n)
+    if "model" not in obj:
+        raise AiaynError(f"{path} is neither a symbol nor a sub-word tokenizer; {hint}")
+    _, meta = _read_json(meta_path, hint)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if meta.get("tokenizer_sha256") != digest:
+        raise AiaynError(f"{meta_path} does not belong to {path} (sha256); {hint}")
+    if meta.get("kind") not in ("bpe", "wordpiece"):
+        raise AiaynError(f"{meta_path}: unknown kind {meta.get('kind')!r}; {hint}")
+    if meta.get("normalization") != NORMALIZATION:
+        raise AiaynError(
+            f"{meta_path}: normalization {meta.get('normalization')!r} is not this "
+            f"version's {NORMALIZATION!r}; {hint}"
+        )
+    try:
+        hf = HFTokenizer.from_str(text)
+    except Exception as e:  # the Rust parser raises plain Exception
+        raise AiaynError(f"{path} is not a valid Hugging Face tokenizer ({e})") from e
+    return SubwordTokenizer(hf, meta["kind"])
