@@ -30,6 +30,7 @@ def _find_mirror() -> Path:
 
 
 MIRROR = _find_mirror()  # read once, before any test removes the variable
+torch.set_num_threads(1)  # the models here are tiny: threads only add overhead
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Checkpoints (section 6.1): exact round trips, atomic writes, clear errors, averaging."""
+"""Checkpoints (section 6.1): exact round trips, atomic writes, errors, averaging."""
 
 import json
 import os
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from aiayn import ModelConfig, TrainConfig, Transformer
 from aiayn import checkpoint as ckpt
 from aiayn.errors import AiaynError
@@ -81,7 +82,9 @@ def test_load_model_rebuilds_an_identical_model(tmp_path: Path) -> None:
     assert ckpt.read_config(tmp_path / "run") == cfg
     assert ckpt.load_trainer_state(tmp_path / "run") == {"step": 7}
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        ckpt.CONFIG, ckpt.WEIGHTS, ckpt.TRAINER
+        ckpt.CONFIG,
+        ckpt.WEIGHTS,
+        ckpt.TRAINER,
     ]
 
 
@@ -231,14 +234,24 @@ def test_missing_or_broken_config_is_a_clear_error(tmp_path: Path) -> None:
     cfg_path.unlink()
     with pytest.raises(AiaynError, match="config.json not found"):
         ckpt.load_model(tmp_path)
-    for broken in ("{not json", "null", '{"model": null}', '{"colour": "red"}'):
+    broken_configs = (
+        "{not json",
+        "null",
+        "[1, 2]",
+        '{"model": null}',
+        '{"colour": "red"}',  # unknown field
+        '{"model": {"d_ff": -1}}',  # invalid ModelConfig
+    )
+    for broken in broken_configs:
         cfg_path.write_text(broken)
-        with pytest.raises(AiaynError, match="config"):
+        with pytest.raises(AiaynError, match="is not a valid config") as e:
             ckpt.load_model(tmp_path)
+        assert str(cfg_path) in str(e.value)
     cfg_path.write_text(text)
     ckpt.load_model(tmp_path)  # and it loads again once repaired
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # our fake pickle
 def test_trainer_state_errors(tmp_path: Path) -> None:
     ckpt.save_checkpoint(tmp_path, _model(), _cfg())  # no trainer state
     with pytest.raises(AiaynError, match="cannot resume"):

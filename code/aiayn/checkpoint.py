@@ -97,7 +97,7 @@ def read_config(directory: Path) -> TrainConfig:
         )
     try:
         return TrainConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
+    except (json.JSONDecodeError, TypeError, ValueError, AiaynError) as e:
         raise AiaynError(f"{path} is not a valid config: {e}") from None
 
 
@@ -149,17 +149,24 @@ def save_checkpoint(
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    old = tmp.with_name(tmp.name + ".old")  # an existing checkpoint, moved aside
     try:
         (tmp / CONFIG).write_text(cfg.to_json())
         save_weights(tmp / WEIGHTS, model)
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER)
         if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+            os.replace(directory, old)
+        try:
+            os.replace(tmp, directory)
+        except BaseException:
+            if old.exists():
+                os.replace(old, directory)  # put the old checkpoint back
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_trainer_state(directory: Path) -> dict[str, Any]:
@@ -178,7 +185,11 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    found = [p for p in root.glob("step_*") if (p / WEIGHTS).is_file()]
+    found = [
+        p
+        for p in root.glob("step_*")
+        if p.name.removeprefix("step_").isdecimal() and (p / WEIGHTS).is_file()
+    ]
     return sorted(found, key=lambda p: int(p.name.removeprefix("step_")))
 
 

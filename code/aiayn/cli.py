@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also ship the kept step checkpoints (weights only)",
     )
+    p.add_argument(
+        "--with-last",
+        action="store_true",
+        help="also ship the last step checkpoint (weights only)",
+    )
 
     for name, (_, text) in PASSTHROUGH.items():
         p = sub.add_parser(name, help=text, add_help=False)
@@ -218,6 +223,8 @@ def _average(args: argparse.Namespace, argv: list[str]) -> int:
 
     from . import checkpoint as ckpt
 
+    if args.last < 1:
+        raise AiaynError(f"--last must be at least 1, not {args.last}")
     found = ckpt.list_checkpoints(args.run)
     if not found:
         raise AiaynError(f"no checkpoints under {args.run}/checkpoints")
@@ -254,7 +261,7 @@ def _info(args: argparse.Namespace, argv: list[str]) -> int:
 def _ship(args: argparse.Namespace, argv: list[str]) -> int:
     from .ship import ship
 
-    out = ship(args.run, args.out, with_steps=args.with_steps)
+    out = ship(args.run, args.out, args.with_steps, args.with_last)
     print((out / "README.md").read_text())
     return 0
 

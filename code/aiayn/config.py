@@ -46,10 +46,11 @@ class ModelConfig:
     scale_embeddings: bool = True  # multiply embeddings by sqrt(d_model) (3.4)
 
     def __post_init__(self) -> None:
+        heads = max(self.n_heads, 1)  # n_heads <= 0 is reported below
         if self.d_k is None:
-            self.d_k = self.d_model // self.n_heads
+            self.d_k = self.d_model // heads
         if self.d_v is None:
-            self.d_v = self.d_model // self.n_heads
+            self.d_v = self.d_model // heads
         problems = []
         if self.vocab_size < 5:
             problems.append(f"vocab_size={self.vocab_size} (needs >= 5)")
@@ -156,9 +157,13 @@ class TrainConfig:
                 raise AiaynError(f"--set expects key=value, got {item!r}")
             if key.startswith("model."):
                 sub = key.removeprefix("model.")
-                value = _parse_field(ModelConfig, sub, raw)
-                model = replace(cfg.model, **{sub: value})
-                cfg = replace(cfg, model=model)
+                changes = {sub: _parse_field(ModelConfig, sub, raw)}
+                if sub in ("d_model", "n_heads"):  # a default d_k, d_v follows
+                    default = cfg.model.d_model // cfg.model.n_heads
+                    for name in ("d_k", "d_v"):
+                        if getattr(cfg.model, name) == default:
+                            changes[name] = None  # re-derived by __post_init__
+                cfg = replace(cfg, model=replace(cfg.model, **changes))
             else:
                 cfg = replace(cfg, **{key: _parse_field(TrainConfig, key, raw)})
         return cfg
@@ -193,6 +198,6 @@ def _parse_field(cls: type, name: str, raw: str) -> Any:
             return raw.lower() in ("true", "1")
         if base in (int, float, str):
             return base(raw)
-        return type(json.loads(raw))(json.loads(raw))
-    except (ValueError, json.JSONDecodeError) as e:
+        return (typing.get_origin(base) or base)(json.loads(raw))  # tuple[...]
+    except (ValueError, TypeError, json.JSONDecodeError) as e:
         raise AiaynError(f"cannot read {name}={raw!r} as {typ}: {e}") from None

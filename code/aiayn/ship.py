@@ -39,7 +39,9 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def ship(run: Path, out: Path, with_steps: bool = False) -> Path:
+def ship(
+    run: Path, out: Path, with_steps: bool = False, with_last: bool = False
+) -> Path:
     """Copy a finished run into a shippable model directory; returns ``out``."""
     run, out = Path(run), Path(out)
     metrics_path = run / "metrics.json"
@@ -57,13 +59,13 @@ def ship(run: Path, out: Path, with_steps: bool = False) -> Path:
                 shutil.copy(run / name, tmp / name)
         for path in run.glob("eval_*.json"):
             shutil.copy(path, tmp / path.name)
-        if with_steps:
-            for step in ckpt.list_checkpoints(run):
-                dst = tmp / "checkpoints" / step.name
-                dst.mkdir(parents=True)
-                m = ckpt.load_model(step)
-                ckpt.save_weights(dst / ckpt.WEIGHTS, m, torch.float16)
-                shutil.copy(step / ckpt.CONFIG, dst / ckpt.CONFIG)
+        steps = ckpt.list_checkpoints(run)
+        for step in steps if with_steps else steps[-1:] if with_last else []:
+            dst = tmp / "checkpoints" / step.name
+            dst.mkdir(parents=True)
+            m = ckpt.load_model(step)
+            ckpt.save_weights(dst / ckpt.WEIGHTS, m, torch.float16)
+            shutil.copy(step / ckpt.CONFIG, dst / ckpt.CONFIG)
         (tmp / "README.md").write_text(model_card(tmp))
         if out.exists():
             shutil.rmtree(out)

@@ -20,7 +20,7 @@ from .model import Transformer
 from .tokenizer import SubwordTokenizer, SymbolTokenizer, Tokenizer
 from .translate import decode_ids, translate
 
-TASKS = ("copy", "multi30k")
+TASKS = ("copy", "multi30k", "parse")
 
 
 @dataclass
@@ -33,6 +33,7 @@ class TaskData:
     dev: list[Pair]
     dev_src: list[str] = field(default_factory=list)  # raw text, for BLEU
     dev_ref: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # task-specific, e.g. trees
 
 
 def prepare(
@@ -43,6 +44,10 @@ def prepare(
         data = _prepare_copy(cfg)
     elif cfg.task == "multi30k":
         data = _prepare_multi30k(cfg, out_dir, mirror)
+    elif cfg.task == "parse":
+        from .parse_task import prepare_parse
+
+        data = prepare_parse(cfg, out_dir, mirror)
     else:
         raise AiaynError(f"unknown task {cfg.task!r}; known tasks: {TASKS}")
     if out_dir is not None:
@@ -106,6 +111,10 @@ def evaluate(
         )
         exact = sum(o == t for o, (_, t) in zip(out, dev, strict=True))
         return {"exact_match": exact / len(dev), "n": len(dev)}
+    if cfg.task == "parse":
+        from .parse_task import evaluate_parse
+
+        return evaluate_parse(model, data, beam, alpha, limit, progress)
     from .metrics import evaluate_translations
 
     src = data.dev_src[:limit] if limit else data.dev_src

@@ -5,7 +5,7 @@
 > the significantly larger WMT 2014 English-French dataset consisting of 36M
 > sentences and split tokens into a 32000 word-piece vocabulary [38].
 
-Three tokenizers share one interface, `Tokenizer`, and the ids
+Four tokenizers share one interface, `Tokenizer`, and the ids
 pad=0, bos=1, eos=2, unk=3 (``encode`` adds no BOS/EOS; batching does that).
 
 - `SymbolTokenizer`: the toy copy task; ``"3 7 1"`` is symbols 3, 7, 1.
@@ -21,6 +21,8 @@ pad=0, bos=1, eos=2, unk=3 (``encode`` adds no BOS/EOS; batching does that).
   ``<unk>``, which ``decode`` drops. Unlike [38], the vocabulary is grown by
   BPE-style merges (Hugging Face's WordPieceTrainer), not by language-model
   likelihood, and a literal ``▁`` in the text reads as a space.
+- `ParseTokenizer` (constituency parsing, section 6.3): whole words in, tree
+  symbols out, two vocabularies; rare words fall back to a class by shape.
 
 Both sub-word kinds see `normalize`'d text, so ``decode(encode(x)) ==
 normalize(x)``; this holds for every string under BPE and for every training
@@ -35,6 +37,7 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -265,6 +268,125 @@ class SubwordTokenizer:
         return f"SubwordTokenizer(kind={self.kind!r}, vocab_size={self.vocab_size})"
 
 
+_UNK_SUFFIXES = ("ing", "ed", "ly", "ion", "er", "est", "al", "ive", "able", "s")
+_UNK_SHAPES = ("", "-hyphen", *(f"-{s}" for s in _UNK_SUFFIXES))
+UNK_CLASSES = (  # what `unknown_class` returns, plain "<unk>" (UNK_ID) aside
+    "<unk-num>",
+    *(f"<unk{c}{s}>" for c in ("", "-Cap") for s in _UNK_SHAPES if c or s),
+)
+
+
+def unknown_class(word: str) -> str:
+    """The class a word outside the vocabulary falls back to, by its shape.
+
+    After the Berkeley parser's unknown-word signatures, simplified: a digit
+    (``<unk-num>``), else a capital first letter (``-Cap``) and an inner hyphen
+    (``-hyphen``) or a common English suffix (``-ing``, ``-ly``, ``-s`` ...).
+    A word with none of these is plain ``<unk>``.
+    """
+    if any(c.isdigit() for c in word):
+        return "<unk-num>"
+    cap = "-Cap" if word[:1].isupper() else ""
+    if "-" in word[1:-1]:
+        return f"<unk{cap}-hyphen>"
+    low = word.lower()
+    suffix = next(
+        (s for s in _UNK_SUFFIXES if low.endswith(s) and len(low) > len(s) + 2), None
+    )
+    return f"<unk{cap}-{suffix}>" if suffix else f"<unk{cap}>"
+
+
+class ParseTokenizer:
+    """Parsing (section 6.3): words in, linearised-tree symbols out.
+
+    Two vocabularies, each starting with the special ids 0-3. The source holds
+    the shape classes of `unknown_class`, then the training words (those seen
+    `min_count` times or more); any other word becomes its class. The target
+    holds the tree symbols (for the Penn Treebank ``XX``, and ``(L`` and ``)L``
+    for each phrase label L). ``encode`` reads a sentence of space-separated
+    words; ``decode`` writes space-separated symbols. ``vocab_size`` is the
+    target's (the softmax), ``src_vocab_size`` the source's.
+    """
+
+    def __init__(self, source: Sequence[str], target: Sequence[str]) -> None:
+        n = len(SPECIAL_TOKENS)
+        for name, vocab in (("source", source), ("target", target)):
+            if tuple(vocab[:n]) != SPECIAL_TOKENS or len(set(vocab)) != len(vocab):
+                raise AiaynError(
+                    f"the {name} vocabulary must start with {list(SPECIAL_TOKENS)} "
+                    "and hold no duplicates"
+                )
+        if missing := set(UNK_CLASSES) - set(source):
+            raise AiaynError(f"the source vocabulary lacks {sorted(missing)}")
+        self.source, self.target = list(source), list(target)
+        # Text never maps to pad/bos/eos: a literal "<pad>" word is an unknown word.
+        self._src = {w: i for i, w in enumerate(self.source) if i >= n}
+        self._src["<unk>"] = UNK_ID
+        self._tgt = {s: i for i, s in enumerate(self.target) if i >= n}
+
+    @classmethod
+    def train(
+        cls,
+        sentences: Iterable[Sequence[str]],
+        symbols: Sequence[str],
+        min_count: int = 2,
+    ) -> ParseTokenizer:
+        """Keep the words of `sentences` seen at least `min_count` times."""
+        counts = Counter(w for s in sentences for w in s)
+        reserved = {*SPECIAL_TOKENS, *UNK_CLASSES}
+        kept = sorted(
+            (w for w, c in counts.items() if c >= min_count and w not in reserved),
+            key=lambda w: (-counts[w], w),
+        )  # frequent words first, ties alphabetical: deterministic
+        return cls([*SPECIAL_TOKENS, *UNK_CLASSES, *kept], [*SPECIAL_TOKENS, *symbols])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.target)
+
+    @property
+    def src_vocab_size(self) -> int:
+        return len(self.source)
+
+    def tokenize(self, text: str) -> list[str]:
+        """Each word as the model sees it: itself, or its unknown-word class."""
+        return [self.source[i] for i in self.encode(text)]
+
+    def encode(self, text: str) -> list[int]:
+        src = self._src
+        return [
+            src[w] if w in src else src.get(unknown_class(w), UNK_ID)
+            for w in text.split()
+        ]
+
+    def encode_target(self, text: str) -> list[int]:
+        """Space-separated tree symbols to target ids (unknown ones to UNK_ID)."""
+        return [self._tgt.get(s, UNK_ID) for s in text.split()]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        ids = _checked_ids(ids, self.vocab_size)
+        n = len(SPECIAL_TOKENS)
+        return " ".join(self.target[i] for i in ids if i >= n)
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.encode(t) for t in texts]
+
+    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        return [self.decode(ids) for ids in batch]
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        obj = {"type": "parse", "source": self.source, "target": self.target}
+        _write_atomic(directory / TOKENIZER_FILE, json.dumps(obj) + "\n")
+
+    def __repr__(self) -> str:
+        return (
+            f"ParseTokenizer(src_vocab_size={self.src_vocab_size}, "
+            f"vocab_size={self.vocab_size})"
+        )
+
+
 def _read_json(path: Path, hint: str) -> tuple[str, dict]:
     """The text of `path` and its JSON object, or AiaynError naming the file."""
     if not path.is_file():
@@ -290,6 +412,12 @@ def load_tokenizer(directory: Path) -> Tokenizer:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise AiaynError(f"{path}: n_symbols must be a positive int, got {n!r}")
         return SymbolTokenizer(n)
+    if obj.get("type") == "parse":
+        source, target = obj.get("source"), obj.get("target")
+        for name, v in (("source", source), ("target", target)):
+            if not (isinstance(v, list) and all(isinstance(w, str) for w in v)):
+                raise AiaynError(f"{path}: {name} must be a list of strings; {hint}")
+        return ParseTokenizer(source, target)
     if "model" not in obj:
         raise AiaynError(f"{path} is neither a symbol nor a sub-word tokenizer; {hint}")
     _, meta = _read_json(meta_path, hint)

@@ -116,6 +116,7 @@ def train(
 ) -> dict[str, Any]:
     """Train ``cfg`` into the run directory ``out``; returns the final metrics."""
     out = Path(out)
+    _check_settings(cfg)
     rank, world, local_rank = _dist_setup()
     if device is None:
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
@@ -135,6 +136,11 @@ def train(
     _seed_all(cfg.seed)
     data = prepare(cfg, out if is_main else None, mirror)
     cfg = data.cfg  # vocab size now set from the tokenizer
+    if not data.train or not data.dev:
+        raise AiaynError(
+            f"{cfg.name}: {len(data.train)} training and {len(data.dev)} dev pairs; "
+            "both must be non-empty (check train_limit, copy_*_size, the data)"
+        )
     if is_main:
         ckpt.atomic_write(out / "train_config.json", cfg.to_json())
 
@@ -332,17 +338,34 @@ def _describe(r: dict[str, Any]) -> str:
         f"dev {r['dev_loss']:.3f}",
         f"ppl {r['dev_ppl']:.2f}",
     ]
-    for key in ("bleu", "tok_bleu", "exact_match"):
+    for key in ("bleu", "tok_bleu", "exact_match", "f1"):
         if key in r:
             parts.append(f"{key} {r[key]:.4g}")
     return " | ".join(parts)
 
 
+def _check_settings(cfg: TrainConfig) -> None:
+    """Loop settings below 1 would crash or hang the loop: a user error instead."""
+    names = (
+        "max_steps",
+        "accum",
+        "max_tokens",
+        "eval_every",
+        "save_every",
+        "keep_checkpoints",
+        "average_last",
+    )
+    bad = [f"{n}={getattr(cfg, n)}" for n in names if getattr(cfg, n) < 1]
+    if bad:
+        raise AiaynError(f"{', '.join(bad)}: each must be at least 1")
+
+
 def _validate_ids(data: TaskData, cfg: TrainConfig) -> None:
     V = cfg.model.vocab_size
+    V_src = V if cfg.model.shared_vocab else cfg.model.src_vocab_size
     for s, t in data.train[:: max(1, len(data.train) // 1000)] + data.dev:
-        if (s and max(s) >= V) or (t and max(t) >= V):
-            raise AiaynError(f"token id >= vocab_size {V} in the data")
+        if (s and max(s) >= V_src) or (t and max(t) >= V):
+            raise AiaynError(f"token id >= vocab size ({V_src}, {V}) in the data")
 
 
 def _prune(out: Path, keep: int) -> None:

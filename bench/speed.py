@@ -1,0 +1,601 @@
+"""Speed benchmark: training throughput and MFU, and beam-search decoding speed.
+
+One run measures, on the device it runs on:
+
+1. Training steps of the paper's base configuration (N=6, d_model=512, d_ff=2048,
+   h=8, shared vocabulary of 37,000) for three implementations with identical
+   dimensions: ``aiayn.Transformer`` (fused attention), transformers'
+   ``MarianMTModel`` (``attn_implementation="sdpa"``) and ``torch.nn.Transformer``
+   (with the same embeddings, sinusoids and tied output projection). Every one
+   gets the same batches, loss (label-smoothed cross-entropy, eps 0.1), dropout
+   0.1 and Adam step, under bf16 autocast on a GPU (fp32 on a CPU), eager and,
+   with ``--compile``, under ``torch.compile``. Reported: target tokens per
+   second and model FLOPs utilisation (MFU), from :func:`model_flops`.
+2. Beam search (beam 4, alpha 0.6) over Multi30k test_2016_flickr with a
+   trained en->de model: ``aiayn.translate.decode_ids`` against
+   ``MarianMTModel.generate`` on its exported twin (``aiayn.export_hf``).
+
+    python bench/speed.py --budget full --model runs/multi30k_cpu_en_de \\
+        --compile --out book/data/bench_gpu.json      # on a GPU
+    nice -n 10 python bench/speed.py --budget small \\
+        --model runs/multi30k_cpu_en_de --out book/data/bench_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import aiayn
+from aiayn.config import ModelConfig
+from aiayn.embeddings import sinusoidal_encoding
+from aiayn.loss import cross_entropy_loss
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Dense bf16 tensor-core peaks from the vendors' data sheets, in FLOP/s.
+PEAK_BF16 = [  # (substring of torch.cuda.get_device_name(), peak); first match wins
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),  # SXM5 (e.g. "NVIDIA H100 80GB HBM3")
+    ("H200", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("A10G", 125e12),
+    ("L4", 121e12),
+]
+
+BUDGETS: dict[str, dict[str, Any]] = {
+    # GPU: about 25,000 source and 25,000 target tokens per batch (section 5.1).
+    "full": {
+        "batch": 400,
+        "length": 64,
+        "warmup": 10,
+        "steps": 30,
+        "sentences": None,
+        "ours_batch_tokens": 32000,
+        "hf_batch": 256,
+    },
+    # CPU: a tiny batch so each model gets a few steps in about a minute.
+    "small": {
+        "batch": 8,
+        "length": 16,
+        "warmup": 1,
+        "steps": 3,
+        "sentences": 100,
+        "ours_batch_tokens": 4000,
+        "hf_batch": 32,
+    },
+}
+
+
+def model_flops(cfg: ModelConfig, B: int, S: int, T: int) -> int:
+    """Matmul FLOPs of one forward pass on a (B, S) source and (B, T) target.
+
+    A (m x k) @ (k x n) product costs 2mkn. Per encoder layer: the Q, K, V and
+    output projections 4 * 2BSd^2, the scores QK^T and their product with V
+    2 * 2BS^2d (all h heads together: h * d_k = d), the feed-forward network
+    2 * 2BSd*d_ff. Per decoder layer: the same for masked self-attention on T
+    (the full T x T scores, as dense kernels compute them), encoder-decoder
+    attention (Q and output on T: 2 * 2BTd^2; K and V on S: 2 * 2BSd^2;
+    scores and values 2 * 2BTSd), and the feed-forward network. Then the
+    output projection 2BTdV. Embedding lookups, softmax, layer norm and the
+    loss are not matmuls and are left out. A training step (forward +
+    backward) costs 3x this: the backward pass of a product is two products.
+    """
+    d, d_ff, V, N = cfg.d_model, cfg.d_ff, cfg.vocab_size, cfg.n_layers
+    enc = 8 * B * S * d * d + 4 * B * S * S * d + 4 * B * S * d * d_ff
+    dec_self = 8 * B * T * d * d + 4 * B * T * T * d
+    dec_cross = 4 * B * T * d * d + 4 * B * S * d * d + 4 * B * T * S * d
+    dec = dec_self + dec_cross + 4 * B * T * d * d_ff
+    return N * (enc + dec) + 2 * B * T * d * V
+
+
+def counted_flops(cfg: ModelConfig, B: int, S: int, T: int) -> dict[str, int]:
+    """FLOPs that torch.utils.flop_counter sees for aiayn.Transformer (readable)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = aiayn.Transformer(cfg)
+    model.set_fused_attention(False)  # explicit matmuls, which the counter sees
+    src = torch.randint(4, cfg.vocab_size, (B, S))  # (B, S)
+    tgt = torch.randint(4, cfg.vocab_size, (B, T))  # (B, T)
+    with FlopCounterMode(display=False) as fwd:
+        logits = model(src, tgt)
+    with FlopCounterMode(display=False) as bwd:
+        logits.float().sum().backward()
+    return {"forward": fwd.get_total_flops(), "backward": bwd.get_total_flops()}
+
+
+# -- the three models -----------------------------------------------------------
+
+
+class TorchTransformer(nn.Module):
+    """torch.nn.Transformer with the paper's embeddings, sinusoids and tied softmax."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        nn.init.normal_(self.embed.weight, std=cfg.d_model**-0.5)
+        self.register_buffer("pe", sinusoidal_encoding(cfg.max_len, cfg.d_model), False)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.core = nn.Transformer(
+            cfg.d_model,
+            cfg.n_heads,
+            cfg.n_layers,
+            cfg.n_layers,
+            cfg.d_ff,
+            cfg.dropout,
+            batch_first=True,  # post-norm and ReLU, as the paper
+        )
+
+    def _embed(self, tokens: Tensor) -> Tensor:
+        x = self.embed(tokens) * math.sqrt(self.cfg.d_model)  # (B, L, d_model)
+        return self.dropout(x + self.pe[: tokens.size(1)])
+
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        T = tgt_in.size(1)
+        causal = nn.Transformer.generate_square_subsequent_mask(
+            T, device=src.device, dtype=torch.bool
+        )  # (T, T), True = may not attend
+        pad_s, pad_t = src == self.cfg.pad_id, tgt_in == self.cfg.pad_id  # (B, L)
+        h = self.core(
+            self._embed(src),
+            self._embed(tgt_in),
+            tgt_mask=causal,
+            src_key_padding_mask=pad_s,
+            tgt_key_padding_mask=pad_t,
+            memory_key_padding_mask=pad_s,
+            tgt_is_causal=True,
+        )  # (B, T, d_model)
+        return F.linear(h, self.embed.weight)  # (B, T, V)
+
+
+class MarianAdapter(nn.Module):
+    """MarianMTModel behind our (src, tgt_in) -> logits interface."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        import transformers
+
+        from aiayn.export_hf import marian_config
+
+        self.cfg = cfg
+        self.hf = transformers.MarianMTModel._from_config(
+            marian_config(cfg), attn_implementation="sdpa"
+        )
+
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        return self.hf(
+            input_ids=src,
+            attention_mask=src != self.cfg.pad_id,
+            decoder_input_ids=tgt_in,
+            decoder_attention_mask=tgt_in != self.cfg.pad_id,
+        ).logits  # (B, T, V)
+
+
+def build(name: str, cfg: ModelConfig) -> nn.Module:
+    if name == "aiayn":
+        model = aiayn.Transformer(cfg)
+        model.check_inputs = False  # no host sync for an id range check
+        model.set_fused_attention(True)
+        return model
+    if name == "marian":
+        return MarianAdapter(cfg)
+    return TorchTransformer(cfg)
+
+
+# -- training throughput --------------------------------------------------------
+
+
+def make_batches(
+    cfg: ModelConfig, B: int, L: int, n: int, device: torch.device
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """n random (src, tgt_in, tgt_out) batches, lengths in [7L/8, L], right-padded."""
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n):
+        src = torch.randint(4, cfg.vocab_size, (B, L), generator=g)  # (B, S)
+        tgt = torch.randint(4, cfg.vocab_size, (B, L + 1), generator=g)  # (B, T+1)
+        s_len = torch.randint(L - L // 8, L + 1, (B,), generator=g)  # EOS included
+        t_len = torch.randint(L - L // 8, L + 1, (B,), generator=g)  # BOS/EOS incl.
+        pos = torch.arange(L + 1)
+        src[pos[:L] >= s_len[:, None]] = cfg.pad_id
+        src[torch.arange(B), s_len - 1] = cfg.eos_id
+        tgt[:, 0] = cfg.bos_id
+        tgt[torch.arange(B), t_len] = cfg.eos_id
+        tgt[pos > t_len[:, None]] = cfg.pad_id
+        out.append((src.to(device), tgt[:, :-1].to(device), tgt[:, 1:].to(device)))
+    return out
+
+
+def train_speed(
+    name: str,
+    cfg: ModelConfig,
+    batches: list,
+    warmup: int,
+    steps: int,
+    device: torch.device,
+    compile: bool,
+) -> dict[str, Any]:
+    """Median step time of forward, loss, backward and Adam; tokens/s and FLOP/s."""
+    torch.manual_seed(0)
+    model = build(name, cfg).to(device).train()
+    fwd: Callable = torch.compile(model) if compile else model
+    cuda = device.type == "cuda"
+    opt = torch.optim.Adam(
+        model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, fused=cuda
+    )
+    times = []
+    t_start = time.perf_counter()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    for i in range(warmup + steps):
+        src, tgt_in, tgt_out = batches[i % len(batches)]
+        if cuda:
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            logits = fwd(src, tgt_in)  # (B, T, V)
+        loss = cross_entropy_loss(logits, tgt_out, cfg.label_smoothing, cfg.pad_id)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    step_s = statistics.median(times)
+    B, S = batches[0][0].shape
+    T = batches[0][1].size(1)
+    tgt_tokens = statistics.mean(int((b[2] != cfg.pad_id).sum()) for b in batches)
+    flops = 3 * model_flops(cfg, B, S, T)
+    result = {
+        "model": name,
+        "compiled": compile,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "step_s_median": step_s,
+        "step_s_all": times,
+        "tgt_tokens_per_step": tgt_tokens,
+        "tgt_tokens_per_s": tgt_tokens / step_s,
+        "flops_per_step": flops,
+        "achieved_flop_per_s": flops / step_s,
+        "wall_s": time.perf_counter() - t_start,
+        "final_loss": float(loss),
+    }
+    if cuda:
+        result["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    del model, opt, fwd
+    return result
+
+
+def cpu_matmul_peak(n: int = 1024, repeats: int = 5) -> float:
+    """Best fp32 FLOP/s of an n x n matmul: the CPU's practical ceiling right now."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+# -- decoding -------------------------------------------------------------------
+
+
+def decode_speed(
+    model_dir: Path,
+    n_sentences: int | None,
+    ours_batch_tokens: int,
+    hf_batch: int,
+    device: torch.device,
+    mirror: str | None,
+) -> dict[str, Any]:
+    """Beam 4, alpha 0.6 over test_2016_flickr: ours vs generate on the twin."""
+    import tempfile
+
+    import transformers
+
+    from aiayn import multi30k
+    from aiayn.checkpoint import load_model, read_config
+    from aiayn.export_hf import export_hf
+    from aiayn.metrics import sacrebleu_score
+    from aiayn.tokenizer import load_tokenizer
+    from aiayn.translate import decode_ids
+
+    train_cfg = read_config(model_dir)
+    pairs = multi30k.load_pairs(
+        "test_2016_flickr",
+        train_cfg.src_lang,
+        train_cfg.tgt_lang,
+        mirror=mirror,
+        progress=False,
+    )
+    pairs = pairs[:n_sentences] if n_sentences else pairs
+    tok = load_tokenizer(
+        model_dir
+        if (model_dir / "tokenizer.json").exists()
+        else model_dir.parent.parent
+    )
+    sources = tok.encode_batch([s for s, _ in pairs])  # tokenising is not timed
+    refs = [t for _, t in pairs]
+    beam, alpha, extra = 4, 0.6, train_cfg.extra_len
+    model = load_model(model_dir, device)
+    model.check_inputs = False
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    decode_ids(model, sources[:8], beam, alpha, extra)  # warm-up
+    sync()
+    t0 = time.perf_counter()
+    ours = decode_ids(model, sources, beam, alpha, extra, ours_batch_tokens)
+    sync()
+    ours_s = time.perf_counter() - t0
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export_hf(model_dir, Path(tmp) / "hf")
+        hf = (
+            transformers.MarianMTModel.from_pretrained(
+                Path(tmp) / "hf", attn_implementation="sdpa"
+            )
+            .to(device)
+            .eval()
+        )
+    eos, pad = train_cfg.model.eos_id, train_cfg.model.pad_id
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    chunks = [order[i : i + hf_batch] for i in range(0, len(order), hf_batch)]
+
+    def generate(idx: list[int], early_stopping: bool | str) -> list[list[int]]:
+        src = aiayn.batching.encode_sources([sources[i] for i in idx], pad, eos)
+        src = src.to(device)  # (B, S), sources end in EOS like ours
+        with torch.no_grad():
+            out = hf.generate(
+                input_ids=src,
+                attention_mask=src != pad,
+                num_beams=beam,
+                length_penalty=alpha,
+                early_stopping=early_stopping,
+                do_sample=False,
+                max_length=1 + src.size(1) + extra,  # + the start token
+            )
+        res = []
+        for row in out[:, 1:].tolist():  # drop the start token
+            res.append(
+                row[: row.index(eos)] if eos in row else [t for t in row if t != pad]
+            )
+        return res
+
+    def same(outs: list[list[int]]) -> float:
+        return sum(a == b for a, b in zip(outs, ours, strict=True)) / len(outs)
+
+    def summary(outs: list[list[int]], wall: float, batching: str) -> dict[str, Any]:
+        tokens = sum(len(o) + 1 for o in outs)  # generated tokens, EOS included
+        hyps = tok.decode_batch(outs)
+        return {
+            "wall_s": wall,
+            "sentences_per_s": len(outs) / wall,
+            "tgt_tokens": tokens,
+            "tgt_tokens_per_s": tokens / wall,
+            "bleu": sacrebleu_score(hyps, refs)["score"],
+            "identical_to_aiayn": same(outs),
+            "batching": batching,
+        }
+
+    result = {
+        "model_dir": str(model_dir),
+        "config": train_cfg.name,
+        "split": "test_2016_flickr",
+        "sentences": len(sources),
+        "beam": beam,
+        "alpha": alpha,
+        "max_output": f"source length + {extra}",
+        "aiayn": summary(
+            ours,
+            ours_s,
+            f"decode_ids, length-sorted, batch_tokens={ours_batch_tokens} (x beam)",
+        ),
+        "note": "tokenisation and detokenisation are not timed; both run in fp32",
+    }
+    # HF's default stopping heuristic, and "never", the rule ours follows.
+    for key, early_stopping in (("generate", False), ("generate_never", "never")):
+        generate(order[:8], early_stopping)  # warm-up
+        sync()
+        theirs: list[list[int]] = [[] for _ in sources]
+        t0 = time.perf_counter()
+        for idx in chunks:
+            for i, o in zip(idx, generate(idx, early_stopping), strict=True):
+                theirs[i] = o
+        sync()
+        result[key] = summary(
+            theirs,
+            time.perf_counter() - t0,
+            f"length-sorted batches of {hf_batch} sentences; "
+            f"early_stopping={early_stopping!r}",
+        )
+    return result
+
+
+# -- the run --------------------------------------------------------------------
+
+
+def device_facts(device: torch.device) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "device": str(device),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "aiayn": aiayn.__version__,
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1_5_15": list(os.getloadavg()),
+    }
+    try:
+        import transformers
+
+        facts["transformers"] = transformers.__version__
+    except ImportError:
+        facts["transformers"] = None
+    if device.type == "cuda":
+        facts["device_name"] = torch.cuda.get_device_name(device)
+        facts["cuda"] = torch.version.cuda
+        facts["cudnn"] = torch.backends.cudnn.version()
+    else:
+        facts["device_name"] = f"CPU ({facts['cpu']})"
+    return facts
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def peak_flops(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, peak in PEAK_BF16:
+            if key in name:
+                return {"value": peak, "source": f"data sheet, dense bf16 ({key})"}
+        return {"value": None, "source": f"no peak known for {name}"}
+    return {
+        "value": None,
+        "source": "no peak known for a CPU; see measured_matmul_flop_per_s",
+        "measured_matmul_flop_per_s": cpu_matmul_peak(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
+    p.add_argument("--out", type=Path, required=True, help="results JSON")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="trained en->de model directory (skip decoding if absent)",
+    )
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--compile", action="store_true", help="also torch.compile")
+    p.add_argument("--models", default="aiayn,marian,torch")
+    p.add_argument(
+        "--data-mirror",
+        default=os.environ.get("AIAYN_DATA_MIRROR")
+        or (
+            str(ROOT.parent / "shared" / "data")
+            if (ROOT.parent / "shared" / "data").is_dir()
+            else None
+        ),
+    )
+    args = p.parse_args(argv)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()  # no per-call notices
+    except ImportError:
+        pass
+    device = torch.device(args.device)
+    budget = BUDGETS[args.budget]
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    t_run = time.perf_counter()
+    cfg = ModelConfig.base(vocab_size=37000)
+    B, L = budget["batch"], budget["length"]
+    batches = make_batches(cfg, B, L, 4, device)
+    peak = peak_flops(device)
+    small = ModelConfig.tiny(vocab_size=50)
+    check = counted_flops(small, 2, 5, 7)
+    result: dict[str, Any] = {
+        "command": "python " + shlex.join([sys.argv[0], *(argv or sys.argv[1:])]),
+        "budget": args.budget,
+        **device_facts(device),
+        "peak_flop_per_s": peak,
+        "train": {
+            "config": asdict(cfg),
+            "batch": {
+                "sentences": B,
+                "src_len": L,
+                "tgt_len": L,
+                "padding": "lengths uniform in [7L/8, L], right-padded",
+                "tgt_tokens_per_step": statistics.mean(
+                    int((b[2] != 0).sum()) for b in batches
+                ),
+                "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+            },
+            "how": f"{budget['warmup']} warm-up steps, then the median of "
+            f"{budget['steps']} timed steps (forward, label-smoothed loss, "
+            "backward, Adam), synchronised; tokens are non-padding targets",
+            "flops": "3 x model_flops(cfg, B, S, T): padded shapes, matmuls only",
+            "flop_check": {
+                "tiny model B=2 S=5 T=7": check,
+                "model_flops": model_flops(small, 2, 5, 7),
+            },
+            "results": [],
+        },
+    }
+    for name in args.models.split(","):
+        for compile in [False, True] if args.compile else [False]:
+            r = train_speed(
+                name, cfg, batches, budget["warmup"], budget["steps"], device, compile
+            )
+            if peak["value"]:
+                r["mfu"] = r["achieved_flop_per_s"] / peak["value"]
+            else:
+                r["fraction_of_measured_matmul"] = (
+                    r["achieved_flop_per_s"] / peak["measured_matmul_flop_per_s"]
+                )
+            result["train"]["results"].append(r)
+            print(
+                f"train {name:7s} compile={compile!s:5s} "
+                f"{r['tgt_tokens_per_s']:10.1f} tgt tok/s  "
+                f"{r['achieved_flop_per_s'] / 1e12:7.3f} TFLOP/s",
+                flush=True,
+            )
+    if args.model is not None and (args.model / "model.safetensors").is_file():
+        result["decode"] = decode_speed(
+            args.model,
+            budget["sentences"],
+            budget["ours_batch_tokens"],
+            budget["hf_batch"],
+            device,
+            args.data_mirror,
+        )
+        d = result["decode"]
+        for impl in ("aiayn", "generate", "generate_never"):
+            print(
+                f"decode {impl:8s} {d[impl]['sentences_per_s']:8.2f} sent/s "
+                f"{d[impl]['tgt_tokens_per_s']:9.1f} tok/s "
+                f"BLEU {d[impl]['bleu']:.2f}",
+                flush=True,
+            )
+    else:
+        result["decode"] = None
+    result["wall_s"] = time.perf_counter() - t_run
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(f".{args.out.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

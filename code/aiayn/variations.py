@@ -1,0 +1,476 @@
+"""Model variations (section 6.2, Table 3): the paper's ablations, rerun on Multi30k.
+
+"To evaluate the importance of different components of the Transformer, we varied
+our base model in different ways, measuring the change in performance on
+English-to-German translation on the development set, newstest2013. We used beam
+search as described in the previous section, but no checkpoint averaging."
+
+Our base for this experiment is the ``multi30k_en_de`` preset (N=4, d_model=256,
+d_ff=1024, h=4, d_k=d_v=64, P_drop=0.3, eps_ls=0.1). Each row of Table 3 changes
+it the way the paper changed its own base (N=6, d_model=512, d_ff=2048, h=8,
+d_k=d_v=64, P_drop=0.1, eps_ls=0.1):
+
+* (A) heads at constant compute, h * d_k = h * d_v = d_model: h scaled by the
+  paper's factor (1/8, 1/2, 2, 4 of its 8; at least one head), so h = 1, 2, 8, 16
+  and d_k = d_v = 256, 128, 32, 16 (the last two are the paper's own values).
+* (B) d_k = 16, 32 at fixed h, d_v unchanged: our d_k is 64 like the paper's.
+* (C) N scaled by 4/6 and rounded: 2, 4, 8 -> 1, 3, 5; d_model halved and doubled
+  (128, 512) with d_k = d_v = d_model / h; d_ff halved and doubled (512, 2048).
+* (D) P_drop 0.0 and the paper's step of +0.1 (0.4); eps_ls 0.0 and 0.2.
+* (E) learned positional embeddings instead of the sinusoids.
+* big: d_model, d_ff and h doubled (d_k = d_v = 64), P_drop +0.2 (0.5), and
+  three times the steps, as the paper's 300K against 100K.
+
+Every row trains for the same number of steps (big: 3x), with the same seeds and
+no checkpoint averaging (``average_last=1``, as in the paper), and is measured on
+the dev set (Multi30k val): perplexity per sub-word token, BLEU with beam 4 and
+alpha 0.6, and parameters. A :class:`Budget` sets the steps, seeds and data sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import atomic_write
+from .config import TrainConfig
+from .errors import AiaynError
+from .presets import get_preset
+from .train import device_info, train
+
+REFERENCE = "multi30k_en_de"  # the preset every row starts from
+# What the results keep of each run's metrics.json.
+RUN_KEYS = (
+    "dev_ppl dev_nll bleu tok_bleu chrf n parameters steps device wall_time_s".split()
+)
+
+
+@dataclass(frozen=True)
+class Variation:
+    """One row of Table 3: the paper's change and numbers, and ours."""
+
+    name: str  # short id, also the run directory, e.g. "A_h1"
+    row: str  # the paper's group: base, A, B, C, D, E, big
+    label: str  # what the paper changed, in its notation
+    overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields
+    paper_ppl: float = 4.92  # dev perplexity per word-piece, newstest2013
+    paper_bleu: float = 25.8  # dev BLEU, newstest2013
+    paper_params_m: float | None = None  # millions; None: blank (as the base)
+    steps_factor: float = 1.0  # training steps relative to the base row
+
+
+def _v(
+    name: str,
+    label: str,
+    ppl: float,
+    bleu: float,
+    params: float | None = None,
+    steps_factor: float = 1.0,
+    **overrides: Any,
+) -> Variation:
+    row = name.split("_")[0]  # "A_h1" -> "A"
+    return Variation(name, row, label, overrides, ppl, bleu, params, steps_factor)
+
+
+# The paper's rows with its dev numbers, and our overrides of the reference.
+# fmt: off
+VARIATIONS: list[Variation] = [
+    #  name         the paper's change       PPL   BLEU  params
+    _v("base",      "(the base model)",      4.92, 25.8, 65),
+    _v("A_h1",      "h=1 d_k=d_v=512",       5.29, 24.9, None,
+       n_heads=1, d_k=256, d_v=256),
+    _v("A_h4",      "h=4 d_k=d_v=128",       5.00, 25.5, None,
+       n_heads=2, d_k=128, d_v=128),
+    _v("A_h16",     "h=16 d_k=d_v=32",       4.91, 25.8, None,
+       n_heads=8, d_k=32, d_v=32),
+    _v("A_h32",     "h=32 d_k=d_v=16",       5.01, 25.4, None,
+       n_heads=16, d_k=16, d_v=16),
+    _v("B_dk16",    "d_k=16",                5.16, 25.1, 58, d_k=16),
+    _v("B_dk32",    "d_k=32",                5.01, 25.4, 60, d_k=32),
+    _v("C_N2",      "N=2",                   6.11, 23.7, 36, n_layers=1),
+    _v("C_N4",      "N=4",                   5.19, 25.3, 50, n_layers=3),
+    _v("C_N8",      "N=8",                   4.88, 25.5, 80, n_layers=5),
+    _v("C_d256",    "d_model=256 d_k=d_v=32",  5.75, 24.5, 28,
+       d_model=128, d_k=32, d_v=32),
+    _v("C_d1024",   "d_model=1024 d_k=d_v=128", 4.66, 26.0, 168,
+       d_model=512, d_k=128, d_v=128),
+    _v("C_ff1024",  "d_ff=1024",             5.12, 25.4, 53, d_ff=512),
+    _v("C_ff4096",  "d_ff=4096",             4.75, 26.2, 90, d_ff=2048),
+    _v("D_drop0",   "P_drop=0.0",            5.77, 24.6, None, dropout=0.0),
+    _v("D_drop2",   "P_drop=0.2",            4.95, 25.5, None, dropout=0.4),
+    _v("D_ls0",     "eps_ls=0.0",            4.67, 25.3, None, label_smoothing=0.0),
+    _v("D_ls2",     "eps_ls=0.2",            5.47, 25.7, None, label_smoothing=0.2),
+    _v("E_learned", "positional embedding instead of sinusoids", 4.92, 25.7, None,
+       learned_positions=True),
+    _v("big",       "d_model=1024 d_ff=4096 h=16 P_drop=0.3 300K steps",
+       4.33, 26.4, 213, 3.0, d_model=512, d_ff=2048, n_heads=8, d_k=64, d_v=64,
+       dropout=0.5),
+]
+# fmt: on
+ROWS = {v.name: v for v in VARIATIONS}
+PAPER_NAMES = {
+    "n_layers": "N",
+    "n_heads": "h",
+    "dropout": "P_drop",
+    "label_smoothing": "eps_ls",
+    "learned_positions": "learned_positions",
+}
+
+
+def describe(v: Variation) -> str:
+    """Our change in the paper's notation, e.g. ``h=1 d_k=256 d_v=256``."""
+    return " ".join(f"{PAPER_NAMES.get(k, k)}={x}" for k, x in v.overrides.items())
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much each row trains, on how much data, with which seeds."""
+
+    name: str
+    steps: int  # optimizer steps per row (the big row: 3x)
+    warmup: int  # warmup_steps; lr_factor keeps the reference's peak rate
+    seeds: tuple[int, ...]
+    max_tokens: int  # tokens per batch
+    train_limit: int | None  # first N training pairs (None: all 29,000)
+    dev_limit: int | None  # first N val pairs for perplexity and BLEU (None: 1,014)
+    eval_every: int  # dev perplexity every this many steps (the training curve)
+    about: str  # what it is for and what it costs
+
+
+BUDGETS = {
+    "tiny": Budget(
+        "tiny",
+        steps=16,
+        warmup=4,
+        seeds=(1,),
+        max_tokens=256,
+        train_limit=1000,
+        dev_limit=20,
+        eval_every=16,
+        about="a CPU check of the harness, 10-20 minutes for all rows on two "
+        "shared cores; its numbers measure nothing",
+    ),
+    "small": Budget(
+        "small",
+        steps=1000,
+        warmup=200,
+        seeds=(1,),
+        max_tokens=4096,
+        train_limit=None,
+        dev_limit=None,
+        eval_every=250,
+        about="one seed, 1,000 steps per row: under an hour on one GPU (estimate)",
+    ),
+    "full": Budget(
+        "full",
+        steps=6000,
+        warmup=1000,
+        seeds=(1, 2, 3),
+        max_tokens=4096,
+        train_limit=None,
+        dev_limit=None,
+        eval_every=500,
+        about="three seeds, 6,000 steps per row (the preset's budget): about 4 "
+        "hours on one H100 (estimate, not yet measured)",
+    ),
+}
+
+
+def budget_config(budget: Budget, reference: str = REFERENCE) -> TrainConfig:
+    """The base row's TrainConfig under ``budget``: the preset, resized."""
+    ref = get_preset(reference)
+    return replace(
+        ref,
+        name="table3",
+        max_tokens=budget.max_tokens,
+        warmup=budget.warmup,
+        lr_factor=ref.lr_factor * math.sqrt(budget.warmup / ref.warmup),
+        train_limit=budget.train_limit,
+        dev_limit=budget.dev_limit,
+        eval_every=budget.eval_every,
+        eval_bleu=False,
+        keep_checkpoints=1,
+        average_last=1,
+        eval_max_sentences=None,
+    )
+
+
+def row_config(v: Variation, base: TrainConfig, steps: int, seed: int) -> TrainConfig:
+    """The TrainConfig of row ``v``: ``base`` with the row's model changes."""
+    n = max(1, round(steps * v.steps_factor))
+    return replace(
+        base,
+        name=f"table3_{v.name}",
+        model=replace(base.model, **v.overrides),
+        seed=seed,
+        max_steps=n,
+        save_every=n,
+        eval_every=min(base.eval_every, n),
+    )
+
+
+def run_variations(
+    rows: list[Variation],
+    base_cfg: TrainConfig,
+    steps: int,
+    seeds: list[int] | tuple[int, ...],
+    out_dir: Path,
+    mirror: str | None = None,
+    device: str | None = None,
+    *,
+    results: Path | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train every row with every seed under ``out_dir``; write and return results.
+
+    Each run lives in ``out_dir/<row>/seed_<seed>``; a run whose ``metrics.json``
+    exists (with the same configuration) is read, not retrained, so an interrupted
+    call resumes. The results JSON (default ``out_dir/results.json``) is rewritten
+    atomically after every run.
+    """
+    if steps < 1 or not seeds:
+        raise AiaynError(f"need steps >= 1 and at least one seed, got {steps}, {seeds}")
+    if "base" not in {v.name for v in rows}:
+        rows = [ROWS["base"], *rows]
+    out_dir, results = Path(out_dir), Path(results or Path(out_dir) / "results.json")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    t0 = time.perf_counter()
+    header = {
+        "experiment": "Table 3 (section 6.2): variations on the Transformer",
+        "reference": REFERENCE,
+        "steps": steps,
+        "seeds": list(seeds),
+        "base_config": base_cfg.to_dict(),
+        "device": device_info(dev),
+        "torch": torch.__version__,
+        "command": command or " ".join(sys.argv),
+        "out_dir": str(out_dir),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {}
+    jobs = [(v, s) for v in rows for s in seeds]
+    bar = tqdm(jobs, desc="Table 3", unit="run", disable=not progress)
+    for v, seed in bar:
+        bar.set_postfix_str(f"{v.name} seed {seed}")
+        cfg = row_config(v, base_cfg, steps, seed)
+        run = _run_one(
+            cfg, out_dir / v.name / f"seed_{seed}", mirror, str(dev), command
+        )
+        runs.setdefault(v.name, []).append(run)
+        bar.write(
+            f"{v.name:>9} seed {seed}: ppl {run['dev_ppl']:.2f} bleu {run['bleu']:.2f}"
+        )
+        summary = {
+            **header,
+            "wall_time_s": round(time.perf_counter() - t0, 1),
+            "complete": sum(map(len, runs.values())) == len(jobs),
+            "rows": _rows(rows, runs),
+        }
+        atomic_write(results, json.dumps(summary, indent=2))
+    return summary
+
+
+def _run_one(
+    cfg: TrainConfig,
+    run_dir: Path,
+    mirror: str | None,
+    device: str,
+    command: str | None,
+) -> dict[str, Any]:
+    """Train one (row, seed) into ``run_dir``, or read it if already finished."""
+    saved = run_dir / "train_config.json"
+    if saved.exists():
+        ours = json.loads(json.dumps(cfg.to_dict()))
+        theirs = json.loads(saved.read_text())
+        ours["model"]["vocab_size"] = theirs["model"]["vocab_size"]  # from the data
+        if ours != theirs:
+            raise AiaynError(
+                f"{run_dir} holds a run of another configuration; "
+                "remove it or choose another output directory"
+            )
+    timing = run_dir / "row_time.json"
+    if (run_dir / "metrics.json").exists():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        wall = json.loads(timing.read_text())["row_wall_s"] if timing.exists() else None
+    else:
+        t0 = time.perf_counter()
+        metrics = train(
+            cfg,
+            run_dir,
+            resume=True,
+            mirror=mirror,
+            device=device,
+            progress=False,
+            command=command,
+        )
+        wall = round(time.perf_counter() - t0, 1)
+        atomic_write(timing, json.dumps({"row_wall_s": wall}))
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model kept
+    return {
+        "seed": cfg.seed,
+        **{k: metrics.get(k) for k in RUN_KEYS},
+        "row_wall_s": wall,
+        "run_dir": str(run_dir),
+    }
+
+
+def _rows(
+    rows: list[Variation], runs: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """One summary per finished row: means over seeds, paper numbers, direction."""
+    out = []
+    for v in rows:
+        if v.name not in runs:
+            continue
+        rs = runs[v.name]
+        ppl, bleu = [r["dev_ppl"] for r in rs], [r["bleu"] for r in rs]
+        walls = [r["row_wall_s"] for r in rs if r["row_wall_s"] is not None]
+        out.append(
+            {
+                "name": v.name,
+                "row": v.row,
+                "label": v.label,
+                "ours": describe(v),
+                "overrides": v.overrides,
+                "steps": rs[0]["steps"],
+                "paper": {
+                    "ppl": v.paper_ppl,
+                    "bleu": v.paper_bleu,
+                    "params_m": v.paper_params_m,
+                },
+                "dev_ppl": statistics.fmean(ppl),
+                "bleu": statistics.fmean(bleu),
+                "dev_ppl_sd": statistics.stdev(ppl) if len(ppl) > 1 else None,
+                "bleu_sd": statistics.stdev(bleu) if len(bleu) > 1 else None,
+                "params_m": rs[0]["parameters"] / 1e6,
+                "wall_time_s": round(sum(walls), 1) if walls else None,
+                "runs": rs,
+            }
+        )
+    base = next((r for r in out if r["name"] == "base"), None)
+    for r in out:
+        r["direction"] = direction_matches(r, base) if base else None
+    return out
+
+
+def _sign(x: float) -> int:
+    x = round(x, 9)  # the paper's numbers have two decimals
+    return (x > 0) - (x < 0)
+
+
+def direction_matches(
+    row: dict[str, Any], base: dict[str, Any]
+) -> dict[str, bool | None]:
+    """Did our change from our base move PPL and BLEU the way the paper's did?
+
+    ``row`` and ``base`` are entries of the results' ``rows``. A value is None
+    where there is nothing to compare: the base row itself, or a row where the
+    paper reports no change (h=16's BLEU, (E)'s perplexity).
+    """
+    out: dict[str, bool | None] = {}
+    for ours, paper in (("dev_ppl", "ppl"), ("bleu", "bleu")):
+        p = _sign(row["paper"][paper] - base["paper"][paper])
+        if row["name"] == base["name"] or p == 0:
+            out[paper] = None
+        else:
+            out[paper] = _sign(row[ours] - base[ours]) == p
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``python -m aiayn.variations`` (and of the main CLI)."""
+    p.add_argument(
+        "--budget",
+        choices=sorted(BUDGETS),
+        default="tiny",
+        help="; ".join(f"{b.name}: {b.about}" for b in BUDGETS.values()),
+    )
+    p.add_argument("--out", type=Path, required=True, help="results JSON file")
+    p.add_argument(
+        "--runs", type=Path, help="directory of the runs (default runs/table3_BUDGET)"
+    )
+    p.add_argument(
+        "--rows",
+        help="comma-separated row names or groups, e.g. A,C_N2 "
+        f"(default all; the base row is always run): {', '.join(ROWS)}",
+    )
+    p.add_argument("--seeds", help="comma-separated seeds (default: the budget's)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if any)")
+    p.add_argument("--data-mirror", help="directory or URL holding multi30k/")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def select_rows(spec: str | None) -> list[Variation]:
+    """Rows named by ``spec`` ("A,C_N2,big"); a group letter selects its rows."""
+    if not spec:
+        return list(VARIATIONS)
+    wanted = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [
+        w for w in wanted if w not in ROWS and w not in {v.row for v in VARIATIONS}
+    ]
+    if unknown:
+        raise AiaynError(
+            f"unknown rows {unknown}; choose from {list(ROWS)} or a "
+            "group: base, A, B, C, D, E, big"
+        )
+    return [v for v in VARIATIONS if v.name in wanted or v.row in wanted]
+
+
+def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run the command that :func:`add_arguments` describes."""
+    budget = BUDGETS[args.budget]
+    if args.threads:
+        torch.set_num_threads(args.threads)  # one thread is faster on a busy CPU
+    seeds = list(budget.seeds)
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",")]
+        except ValueError:
+            raise AiaynError(
+                f"--seeds takes integers, e.g. 1,2,3: {args.seeds!r}"
+            ) from None
+    run_variations(
+        select_rows(args.rows),
+        budget_config(budget),
+        budget.steps,
+        seeds,
+        args.runs or Path("runs") / f"table3_{budget.name}",
+        args.data_mirror,
+        args.device,
+        results=args.out,
+        progress=not args.no_progress,
+        command="python -m aiayn.variations " + shlex.join(argv),
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m aiayn.variations --budget tiny|small|full --out FILE``."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m aiayn.variations", description=__doc__.splitlines()[0]
+    )
+    add_arguments(parser)
+    try:
+        return run_from_args(parser.parse_args(argv), argv)
+    except AiaynError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

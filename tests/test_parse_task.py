@@ -1,0 +1,221 @@
+"""Parsing as a task (section 6.3): data, vocabularies, training, F1."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+
+from aiayn import checkpoint as ckpt
+from aiayn.errors import AiaynError
+from aiayn.parse_task import (
+    PHRASE_LABELS,
+    TARGET_SYMBOLS,
+    draw_tree,
+    evaluate_parse,
+    prepare_parse,
+    score,
+    well_formed,
+)
+from aiayn.parsing import (
+    Tree,
+    delinearize,
+    evalb,
+    linearize,
+    parse_mrg,
+    pos_tags,
+    right_branching,
+    to_string,
+    words,
+)
+from aiayn.presets import get_preset
+from aiayn.tasks import TaskData, evaluate
+from aiayn.tokenizer import (
+    UNK_CLASSES,
+    UNK_ID,
+    ParseTokenizer,
+    load_tokenizer,
+    unknown_class,
+)
+from aiayn.train import train
+
+matplotlib.use("Agg")
+
+MIRROR = os.environ.get("AIAYN_DATA_MIRROR") or str(
+    Path(__file__).resolve().parents[2] / "shared" / "data"
+)
+needs_mirror = pytest.mark.skipif(
+    "://" not in MIRROR and not Path(MIRROR, "ptb_sample").is_dir(),
+    reason=f"no Penn Treebank sample in the data mirror {MIRROR}",
+)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private download cache, never ~/.cache."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIAYN_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def data(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> TaskData:
+    out = tmp_path_factory.mktemp("prepared")
+    return prepare_parse(get_preset("ptb_parse_cpu"), out, MIRROR)
+
+
+def test_target_vocabulary_is_53_symbols() -> None:
+    assert len(PHRASE_LABELS) == len(set(PHRASE_LABELS)) == 26
+    assert len(TARGET_SYMBOLS) == len(set(TARGET_SYMBOLS)) == 53
+    assert TARGET_SYMBOLS[0] == "XX"
+    assert "(NP" in TARGET_SYMBOLS and ")NP" in TARGET_SYMBOLS
+
+
+@needs_mirror
+def test_split_sizes_and_vocabularies(data: TaskData) -> None:
+    assert len(data.train) == 3396  # every training sentence fits max_len
+    assert len(data.dev) == len(data.dev_src) == len(data.extra["dev_trees"]) == 273
+    assert len(data.extra["test_trees"]) == 245
+    tok = data.tokenizer
+    assert isinstance(tok, ParseTokenizer)
+    assert data.cfg.model.vocab_size == tok.vocab_size == 4 + 53
+    assert data.cfg.model.src_vocab_size == tok.src_vocab_size > 5000
+    assert not data.cfg.model.shared_vocab
+    used = {s for _, t in data.train + data.dev for s in t}
+    assert UNK_ID not in used and max(used) < tok.vocab_size
+    # Words seen once in training are unknown: about 12% of dev words.
+    dev_ids = [i for s, _ in data.dev for i in s]
+    unknown = sum(tok.source[i].startswith("<unk") for i in dev_ids) / len(dev_ids)
+    assert 0.08 < unknown < 0.16
+
+
+@needs_mirror
+def test_targets_decode_back_to_the_gold_trees(data: TaskData) -> None:
+    tok = data.tokenizer
+    assert isinstance(tok, ParseTokenizer)
+    gold = data.extra["dev_trees"]
+    back = []
+    for (src, tgt), tree, text in zip(data.dev, gold, data.dev_src, strict=True):
+        symbols = tok.decode(tgt).split()
+        assert symbols == linearize(tree)
+        assert well_formed(symbols, len(src))
+        assert text.split() == words(tree) and len(src) == len(words(tree))
+        rebuilt = delinearize(symbols, words(tree), pos_tags(tree))
+        assert to_string(rebuilt) == to_string(tree)
+        back.append(delinearize(symbols, words(tree)))  # tags XX: still 100 F1
+    result = evalb(gold, back)
+    assert result["f1"] == 100.0 and result["exact_match"] == 100.0
+
+
+def test_parse_tokenizer_words_unknowns_and_files(tmp_path: Path) -> None:
+    sentences = [["The", "dog", "barks", "."], ["The", "dog", "sleeps", "."]]
+    tok = ParseTokenizer.train(sentences, TARGET_SYMBOLS)
+    assert tok.vocab_size == 57 and tok.src_vocab_size == 4 + len(UNK_CLASSES) + 3
+    assert tok.tokenize("The dog runs quickly 1987 Zurich zzz <pad> .") == [
+        "The", "dog", "<unk-s>", "<unk-ly>", "<unk-num>", "<unk-Cap>", "<unk>",
+        "<unk>", ".",
+    ]  # fmt: skip
+    assert min(tok.encode("<pad> <s> </s>")) == UNK_ID  # text never makes pad/eos
+    assert unknown_class("well-known") == "<unk-hyphen>"
+    assert unknown_class("Running") == "<unk-Cap-ing>"
+    ids = tok.encode_target("(S (NP XX )NP )S (FOO")
+    assert ids[-1] == UNK_ID and tok.decode([1, *ids[:-1], 2, 0]) == "(S (NP XX )NP )S"
+    with pytest.raises(AiaynError, match="outside the vocabulary"):
+        tok.decode([57])
+    tok.save(tmp_path)
+    loaded = load_tokenizer(tmp_path)
+    assert isinstance(loaded, ParseTokenizer)
+    assert loaded.source == tok.source and loaded.target == tok.target
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"type": "parse", "source": 3}))
+    with pytest.raises(AiaynError, match="source must be a list"):
+        load_tokenizer(tmp_path)
+    with pytest.raises(AiaynError, match="duplicates"):
+        ParseTokenizer(tok.source + ["dog"], tok.target)
+    with pytest.raises(AiaynError, match="lacks"):
+        ParseTokenizer(tok.source[:5], tok.target)
+
+
+def test_well_formed() -> None:
+    good = "(S (NP XX )NP (VP XX )VP )S".split()
+    assert well_formed(good, 2)
+    assert not well_formed(good, 3)  # one XX per word
+    assert not well_formed(good[:-1], 2)  # unclosed
+    assert not well_formed("(S (NP XX )VP XX )S".split(), 2)  # mismatched label
+    assert not well_formed("(S XX )S (S XX )S".split(), 2)  # two trees
+    assert not well_formed("XX (S XX )S".split(), 2)  # a word outside the tree
+    assert not well_formed([], 0)
+
+
+def test_score_against_gold_and_right_branching() -> None:
+    (tree,) = parse_mrg(
+        "((S (NP (DT The) (NN dog)) (VP (VBD saw) (NP (DT a) (NN cat))) (. .)))"
+    )
+    tree = tree.children[0]
+    assert isinstance(tree, Tree)
+    perfect = score([tree], [tree])
+    assert perfect["f1"] == perfect["f1_40"] == 100.0 and perfect["n"] == 1
+    rb = right_branching(words(tree))
+    result = score([tree], [rb])
+    assert result["f1"] == result["right_branching_f1"] == perfect["right_branching_f1"]
+    assert 0.0 < result["f1"] < 100.0
+
+
+def test_presets_decode_as_the_paper() -> None:
+    for name in ("ptb_parse", "ptb_parse_cpu"):
+        cfg = get_preset(name)
+        assert cfg.task == "parse" and cfg.eval_bleu == (name == "ptb_parse")
+        assert (cfg.beam_size, cfg.alpha, cfg.extra_len) == (21, 0.3, 300)
+        # Dev/test sentences have at most 58 words: source + EOS + 300 + BOS fit.
+        assert cfg.model.max_len >= 58 + 1 + cfg.extra_len + 1
+        assert cfg.model.max_len > 573  # the longest training target, with BOS
+    assert get_preset("ptb_parse").model.n_layers == 4  # the paper's N for parsing
+
+
+def test_draw_tree_places_every_label_and_word() -> None:
+    import matplotlib.pyplot as plt
+
+    (tree,) = parse_mrg("(S (NP (NNP John)) (VP (VBZ has) (NP (DT a) (NN dog))))")
+    fig, ax = plt.subplots()
+    draw_tree(tree, ax)
+    texts = [t.get_text() for t in ax.texts]
+    plt.close(fig)
+    assert sorted(texts) == sorted(
+        ["S", "NP", "NNP", "John", "VP", "VBZ", "has", "NP", "DT", "a", "NN", "dog"]
+    )
+
+
+@needs_mirror
+def test_short_training_run_end_to_end(cache: Path, tmp_path: Path) -> None:
+    cfg = get_preset("ptb_parse_cpu").with_overrides(
+        [
+            "model.d_model=32", "model.d_ff=64", "model.n_layers=1",
+            "model.dropout=0.0", "max_steps=30", "warmup=10", "max_tokens=1500",
+            "train_limit=300", "eval_every=30", "save_every=15", "average_last=2",
+            "beam_size=2", "extra_len=10",
+        ]
+    )  # fmt: skip
+    out = tmp_path / "run"
+    metrics = train(cfg, out, mirror=MIRROR, progress=False)
+    assert metrics["steps"] == 30
+    assert 0.0 <= metrics["f1"] <= 100.0 and metrics["n"] == 273
+    assert 0.0 < metrics["right_branching_f1"] < 100.0
+    assert math.log(57) > metrics["dev_nll"]  # it learnt something in 30 steps
+    model = ckpt.load_model(out)
+    tok = load_tokenizer(out)
+    assert isinstance(tok, ParseTokenizer) and not model.cfg.shared_vocab
+    data = prepare_parse(ckpt.read_config(out), None, MIRROR)
+    torch.manual_seed(0)
+    result = evaluate(model, data, beam_size=21, alpha=0.3, limit=3)  # extra_len 10
+    assert result["beam_size"] == 21 and result["n"] == 3
+    assert 0.0 <= result["f1"] <= 100.0 and 0.0 <= result["well_formed"] <= 100.0
+    test = evaluate_parse(model, data, beam_size=1, limit=2, split="test")
+    assert test["split"] == "test" and test["n"] == 2
+    with pytest.raises(AiaynError, match="'dev' or 'test'"):
+        evaluate_parse(model, data, split="train")

@@ -1,0 +1,236 @@
+"""Table 3's rows (section 6.2): their configurations and the harness that runs them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from aiayn import variations as var
+from aiayn.config import ModelConfig
+from aiayn.errors import AiaynError
+from aiayn.model import Transformer
+from aiayn.schedule import noam_lr
+
+# Table 3 of the paper, transcribed again here (not read from the module), in its
+# order: PPL (dev), BLEU (dev), params in millions (None where the cell is blank).
+PAPER = [
+    (4.92, 25.8, 65),
+    (5.29, 24.9, None), (5.00, 25.5, None), (4.91, 25.8, None), (5.01, 25.4, None),
+    (5.16, 25.1, 58), (5.01, 25.4, 60),
+    (6.11, 23.7, 36), (5.19, 25.3, 50), (4.88, 25.5, 80),
+    (5.75, 24.5, 28), (4.66, 26.0, 168), (5.12, 25.4, 53), (4.75, 26.2, 90),
+    (5.77, 24.6, None), (4.95, 25.5, None), (4.67, 25.3, None), (5.47, 25.7, None),
+    (4.92, 25.7, None),
+    (4.33, 26.4, 213),
+]  # fmt: skip
+
+# How our parameter count must move against our base: -1 fewer, 0 same, +1 more.
+PARAMS_DIRECTION = {
+    "base": 0, "A_h1": 0, "A_h4": 0, "A_h16": 0, "A_h32": 0,
+    "B_dk16": -1, "B_dk32": -1,
+    "C_N2": -1, "C_N4": -1, "C_N8": 1, "C_d256": -1, "C_d1024": 1,
+    "C_ff1024": -1, "C_ff4096": 1,
+    "D_drop0": 0, "D_drop2": 0, "D_ls0": 0, "D_ls2": 0,
+    "E_learned": 1, "big": 1,
+}  # fmt: skip
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+@pytest.fixture(scope="module")
+def configs() -> dict[str, ModelConfig]:
+    """Every row's ModelConfig under the full budget, at an 8,000-token vocabulary."""
+    base = var.budget_config(var.BUDGETS["full"])
+    return {v.name: var.row_config(v, base, 100, 1).model for v in var.VARIATIONS}
+
+
+@pytest.fixture(scope="module")
+def params(configs: dict[str, ModelConfig]) -> dict[str, int]:
+    return {name: Transformer(cfg).num_parameters() for name, cfg in configs.items()}
+
+
+def test_every_paper_row_is_mapped_once() -> None:
+    groups = [v.row for v in var.VARIATIONS]
+    counts = {g: groups.count(g) for g in ("base", "A", "B", "C", "D", "E", "big")}
+    assert counts == {"base": 1, "A": 4, "B": 2, "C": 7, "D": 4, "E": 1, "big": 1}
+    assert len(var.ROWS) == len(var.VARIATIONS) == 20  # unique names
+    assert set(PARAMS_DIRECTION) == set(var.ROWS)
+    numbers = [(v.paper_ppl, v.paper_bleu, v.paper_params_m) for v in var.VARIATIONS]
+    assert numbers == PAPER
+
+
+def test_overrides_name_model_fields_and_build(configs: dict[str, ModelConfig]) -> None:
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    for v in var.VARIATIONS:
+        assert set(v.overrides) <= known, v.name
+        assert v.overrides or v.name == "base"
+        cfg = configs[v.name]
+        for key, value in v.overrides.items():
+            assert getattr(cfg, key) == value
+    ref = var.get_preset(var.REFERENCE).model
+    assert configs["base"] == ref  # the base row is the preset's model
+
+
+def test_mapping_follows_the_paper(configs: dict[str, ModelConfig]) -> None:
+    ref = configs["base"]
+    assert (ref.n_layers, ref.d_model, ref.n_heads, ref.d_k) == (4, 256, 4, 64)
+    # (A): constant compute, h * d_k = h * d_v = d_model, heads scaled as the paper's
+    for name, h in (("A_h1", 1), ("A_h4", 2), ("A_h16", 8), ("A_h32", 16)):
+        c = configs[name]
+        assert c.n_heads == h and c.n_heads * c.d_k == c.n_heads * c.d_v == 256
+    assert configs["A_h16"].d_k == 32 and configs["A_h32"].d_k == 16  # the paper's
+    # (B): d_k alone changes
+    assert (configs["B_dk16"].d_k, configs["B_dk16"].d_v) == (16, 64)
+    # (C): d_model rows keep d_k = d_v = d_model / h
+    for name in ("C_d256", "C_d1024"):
+        c = configs[name]
+        assert c.d_k == c.d_v == c.d_model // c.n_heads
+    assert configs["C_d256"].d_model * 2 == 256 == configs["C_d1024"].d_model // 2
+    # big: twice as wide, more dropout, three times the steps
+    big = var.ROWS["big"]
+    assert (configs["big"].d_model, configs["big"].d_ff) == (512, 2048)
+    assert configs["big"].dropout > ref.dropout and big.steps_factor == 3.0
+    base_cfg = var.budget_config(var.BUDGETS["tiny"])
+    assert var.row_config(big, base_cfg, 10, 1).max_steps == 30
+    assert var.row_config(var.ROWS["C_N2"], base_cfg, 10, 1).max_steps == 10
+
+
+def test_parameter_counts_move_as_expected(params: dict[str, int]) -> None:
+    base = params["base"]
+    moved = {name: _sign(n - base) for name, n in params.items()}
+    assert moved == PARAMS_DIRECTION
+    # Learned positions add one (max_len, d_model) table per stack.
+    ref = var.get_preset(var.REFERENCE).model
+    assert params["E_learned"] - base == 2 * ref.max_len * ref.d_model
+    # Where the paper lists a count, ours moves the same way as the paper's.
+    for v in var.VARIATIONS:
+        if v.paper_params_m is not None and v.name != "base":
+            assert _sign(v.paper_params_m - 65) == moved[v.name], v.name
+
+
+def test_budgets_keep_the_reference_peak_learning_rate() -> None:
+    ref = var.get_preset(var.REFERENCE)
+    peak = noam_lr(ref.warmup, ref.model.d_model, ref.warmup, ref.lr_factor)
+    for budget in var.BUDGETS.values():
+        cfg = var.budget_config(budget)
+        got = noam_lr(cfg.warmup, cfg.model.d_model, cfg.warmup, cfg.lr_factor)
+        assert got == pytest.approx(peak)
+        assert cfg.average_last == 1  # the paper: no checkpoint averaging
+        assert (cfg.train_limit, cfg.dev_limit) == (
+            budget.train_limit,
+            budget.dev_limit,
+        )
+    assert var.BUDGETS["full"].dev_limit is None  # the whole dev set on a GPU
+
+
+def _row(name: str, ppl: float, bleu: float) -> dict:
+    v = var.ROWS[name]
+    return {"name": name, "dev_ppl": ppl, "bleu": bleu,
+            "paper": {"ppl": v.paper_ppl, "bleu": v.paper_bleu}}  # fmt: skip
+
+
+def test_direction_matches() -> None:
+    base = _row("base", 10.0, 5.0)
+    # h=1: the paper's perplexity rises and its BLEU falls.
+    assert var.direction_matches(_row("A_h1", 11.0, 4.0), base) == {
+        "ppl": True,
+        "bleu": True,
+    }
+    assert var.direction_matches(_row("A_h1", 9.0, 6.0), base) == {
+        "ppl": False,
+        "bleu": False,
+    }
+    # h=16: the paper's BLEU does not move, so there is no direction to match.
+    assert var.direction_matches(_row("A_h16", 9.0, 6.0), base) == {
+        "ppl": True,
+        "bleu": None,
+    }
+    # (E): the paper's perplexity does not move.
+    assert var.direction_matches(_row("E_learned", 9.0, 4.0), base)["ppl"] is None
+    assert var.direction_matches(base, base) == {"ppl": None, "bleu": None}
+
+
+def test_select_rows() -> None:
+    assert [v.name for v in var.select_rows("A")] == [
+        "A_h1",
+        "A_h4",
+        "A_h16",
+        "A_h32",
+    ]
+    assert [v.name for v in var.select_rows("big,C_N2")] == ["C_N2", "big"]
+    assert var.select_rows(None) == var.VARIATIONS
+    with pytest.raises(AiaynError, match="unknown rows"):
+        var.select_rows("A,Z")
+
+
+def test_cli_reports_bad_rows(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = var.main(["--rows", "nope", "--out", str(tmp_path / "r.json")])
+    assert code == 2
+    assert "unknown rows ['nope']" in capsys.readouterr().err
+    assert var.main(["--seeds", "one", "--out", str(tmp_path / "r.json")]) == 2
+    assert "--seeds takes integers" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_two_rows_train_end_to_end_and_resume(
+    mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = replace(
+        var.budget_config(var.BUDGETS["tiny"]),
+        train_limit=300,
+        dev_limit=8,
+        max_tokens=256,
+    )
+    rows = [var.ROWS["C_N2"]]  # the base row is added in front
+    out, results = tmp_path / "runs", tmp_path / "table3.json"
+    got = var.run_variations(
+        rows, base, 3, [1], out, str(mirror), "cpu", results=results, progress=False,
+        command="pytest",
+    )  # fmt: skip
+    saved = json.loads(results.read_text())
+    assert saved == json.loads(json.dumps(got))
+    assert saved["complete"] is True
+    for key in ("device", "torch", "command", "wall_time_s", "steps", "seeds"):
+        assert key in saved
+    assert saved["command"] == "pytest" and saved["steps"] == 3
+    assert [r["name"] for r in saved["rows"]] == ["base", "C_N2"]
+    base_row, shallow = saved["rows"]
+    for r in saved["rows"]:
+        assert r["dev_ppl"] > 1.0 and 0.0 <= r["bleu"] <= 100.0
+        assert r["runs"][0]["n"] == 8  # BLEU on the budget's dev slice
+        assert r["runs"][0]["steps"] == 3 and r["wall_time_s"] > 0
+        assert set(r["direction"]) == {"ppl", "bleu"}
+        run_dir = Path(r["runs"][0]["run_dir"])
+        assert (run_dir / "metrics.json").exists()
+        assert (run_dir / "model.safetensors").exists()
+        assert not (run_dir / "checkpoints").exists()  # pruned after the run
+    assert shallow["params_m"] < base_row["params_m"]
+    assert base_row["direction"] == {"ppl": None, "bleu": None}
+
+    # A second call reads the finished runs instead of training them again.
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished row was trained again")
+
+    monkeypatch.setattr(var, "train", no_training)
+    again = var.run_variations(
+        rows, base, 3, [1], out, str(mirror), "cpu", results=results, progress=False,
+        command="pytest",
+    )  # fmt: skip
+    assert [r["dev_ppl"] for r in again["rows"]] == [
+        r["dev_ppl"] for r in saved["rows"]
+    ]
+    assert [r["wall_time_s"] for r in again["rows"]] == [
+        r["wall_time_s"] for r in saved["rows"]
+    ]
+    # A run directory of another configuration is an error, not silently reused.
+    with pytest.raises(AiaynError, match="another configuration"):
+        var.run_variations(
+            rows, base, 4, [1], out, str(mirror), "cpu", results=results,
+            progress=False,
+        )  # fmt: skip
