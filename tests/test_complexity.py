@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+
 from aiayn.complexity import (
     BUDGETS,
     KINDS,

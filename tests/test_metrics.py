@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+
 from aiayn.errors import AiaynError
 from aiayn.metrics import (
     chrf_score,

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from aiayn.errors import AiaynError
 from aiayn.parsing import (
     Tree,
@@ -22,8 +25,6 @@ from aiayn.parsing import (
     words,
 )
 from aiayn.ptb import load_files
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 MIRROR = os.environ.get("AIAYN_DATA_MIRROR") or str(
     Path(__file__).resolve().parents[2] / "shared" / "data"

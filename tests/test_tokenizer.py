@@ -5,6 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from aiayn import multi30k
 from aiayn import tokenizer as tk
 from aiayn.errors import AiaynError
@@ -19,8 +22,6 @@ from aiayn.tokenizer import (
     load_tokenizer,
     normalize,
 )
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
 
 
 def _find_mirror() -> Path:

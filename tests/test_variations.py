@@ -234,3 +234,19 @@ def test_two_rows_train_end_to_end_and_resume(
             rows, base, 4, [1], out, str(mirror), "cpu", results=results,
             progress=False,
         )  # fmt: skip
+
+
+def test_command_line_runs_the_tiny_budget(
+    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "table3.json"
+    argv = ["--budget", "tiny", "--rows", "base", "--runs", str(tmp_path / "runs"),
+            "--out", str(out), "--threads", "1", "--no-progress"]  # fmt: skip
+    assert var.main(argv) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    saved = json.loads(out.read_text())
+    assert saved["command"].startswith("python -m aiayn.variations --budget tiny")
+    assert [r["name"] for r in saved["rows"]] == ["base"]
+    tiny = var.BUDGETS["tiny"]
+    run = saved["rows"][0]["runs"][0]
+    assert (run["steps"], run["n"]) == (tiny.steps, tiny.dev_limit)

@@ -101,6 +101,7 @@ class TrainConfig:
     vocab_kind: str = "bpe"  # "bpe" (en-de, shared) or "wordpiece" (en-fr)
     max_sentence_len: int = 100  # training pairs longer than this are left out
     train_limit: int | None = None  # use only the first N training pairs
+    dev_limit: int | None = None  # use only the first N dev pairs (small budgets)
     # copy task
     copy_symbols: int = 10  # symbols 0..copy_symbols-1
     copy_min_len: int = 4

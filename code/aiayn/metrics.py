@@ -96,7 +96,7 @@ def tokenized_bleu(hyps: list[str], refs: list[str], lang: str) -> float:
     _check(hyps, refs)
     hyp_tok = [moses_tokenize(h, lang) for h in hyps]
     ref_tok = [moses_tokenize(r, lang) for r in refs]
-    bleu = BLEU(tokenize="none", smooth_method="none")
+    bleu = BLEU(tokenize="none", smooth_method="none", force=True)
     return bleu.corpus_score(hyp_tok, [ref_tok]).score
 
 

@@ -70,8 +70,14 @@ def _multi30k_cpu(src: str, tgt: str) -> TrainConfig:
         name=f"multi30k_cpu_{src}_{tgt}",
         # d_k = d_v = 64, kept from the preset it shrinks: h * d_k = 256 > d_model.
         model=replace(
-            cfg.model, vocab_size=6000, d_model=128, d_ff=512, n_layers=3,
-            dropout=0.1, d_k=64, d_v=64,
+            cfg.model,
+            vocab_size=6000,
+            d_model=128,
+            d_ff=512,
+            n_layers=3,
+            dropout=0.1,
+            d_k=64,
+            d_v=64,
         ),
         max_steps=1000,
         warmup=400,

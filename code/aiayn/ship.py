@@ -53,7 +53,7 @@ def ship(
     tmp.mkdir(parents=True)
     try:
         ckpt.save_weights(tmp / ckpt.WEIGHTS, model, torch.float16)
-        names = (ckpt.CONFIG, "metrics.json", *TOKENIZER_FILES)
+        names = (ckpt.CONFIG, "metrics.json", "log.jsonl", *TOKENIZER_FILES)
         for name in names:
             if (run / name).is_file():
                 shutil.copy(run / name, tmp / name)
@@ -66,7 +66,7 @@ def ship(
             m = ckpt.load_model(step)
             ckpt.save_weights(dst / ckpt.WEIGHTS, m, torch.float16)
             shutil.copy(step / ckpt.CONFIG, dst / ckpt.CONFIG)
-        (tmp / "README.md").write_text(model_card(tmp))
+        (tmp / "README.md").write_text(model_card(tmp, out.name))
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -80,9 +80,10 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def model_card(directory: Path) -> str:
+def model_card(directory: Path, name: str | None = None) -> str:
     """The Markdown model card of a shipped directory, from its own files."""
     directory = Path(directory)
+    name = name or directory.name
     m = json.loads((directory / "metrics.json").read_text())
     cfg = json.loads((directory / ckpt.CONFIG).read_text())
     evals = {
@@ -91,7 +92,7 @@ def model_card(directory: Path) -> str:
     }
     model = cfg["model"]
     lines = [
-        f"# `{directory.name}`",
+        f"# `{name}`",
         "",
         f"Trained with `aiayn` preset `{cfg['name']}` ({cfg['task']}"
         + (f", {cfg['src_lang']}→{cfg['tgt_lang']}" if cfg["task"] != "copy" else "")
@@ -146,7 +147,7 @@ def model_card(directory: Path) -> str:
         "",
         "Load it with `aiayn.checkpoint.load_model(path)` and "
         "`aiayn.tokenizer.load_tokenizer(path)`, or "
-        f"`python -m aiayn translate --checkpoint checkpoints/{directory.name}`.",
+        f"`python -m aiayn translate --checkpoint checkpoints/{name}`.",
         "",
     ]
     return "\n".join(lines)

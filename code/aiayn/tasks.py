@@ -75,6 +75,8 @@ def _prepare_multi30k(
     dev_text = multi30k.load_pairs("val", cfg.src_lang, cfg.tgt_lang, mirror=mirror)
     if cfg.train_limit is not None:
         train_text = train_text[: cfg.train_limit]
+    if cfg.dev_limit is not None:
+        dev_text = dev_text[: cfg.dev_limit]
     corpus = [s for s, _ in train_text] + [t for _, t in train_text]
     tok = SubwordTokenizer.train(corpus, cfg.model.vocab_size, cfg.vocab_kind)
     cfg = replace(cfg, model=replace(cfg.model, vocab_size=tok.vocab_size))
