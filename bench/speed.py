@@ -76,7 +76,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "batch": 4,
         "length": 16,
         "warmup": 1,
-        "steps": 2,
+        "steps": 3,
         "sentences": 50,
         "ours_batch_tokens": 4000,
         "hf_batch": 16,
@@ -224,64 +224,107 @@ def make_batches(
     return out
 
 
-def train_speed(
-    name: str,
+class TrainRun:
+    """One implementation's training steps: forward, loss, backward, Adam."""
+
+    def __init__(
+        self, name: str, cfg: ModelConfig, device: torch.device, compile: bool
+    ) -> None:
+        torch.manual_seed(0)
+        self.name, self.cfg, self.device, self.compile = name, cfg, device, compile
+        self.model = build(name, cfg).to(device).train()
+        self.fwd: Callable = torch.compile(self.model) if compile else self.model
+        self.cuda = device.type == "cuda"
+        self.opt = torch.optim.Adam(
+            self.model.parameters(),
+            lr=1e-4,
+            betas=(0.9, 0.98),
+            eps=1e-9,
+            fused=self.cuda,
+        )
+        self.times: list[float] = []
+        self.loss = math.nan
+
+    def step(self, batch: tuple[Tensor, Tensor, Tensor]) -> float:
+        """One synchronised training step; returns its wall time in seconds."""
+        src, tgt_in, tgt_out = batch
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        t0 = time.perf_counter()
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.cuda):
+            logits = self.fwd(src, tgt_in)  # (B, T, V)
+        cfg = self.cfg
+        loss = cross_entropy_loss(logits, tgt_out, cfg.label_smoothing, cfg.pad_id)
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        self.loss = float(loss.detach())
+        return time.perf_counter() - t0
+
+    def summary(self, batches: list[tuple[Tensor, Tensor, Tensor]]) -> dict[str, Any]:
+        """Median step time; target tokens and model FLOPs per second."""
+        step_s = statistics.median(self.times)
+        B, S = batches[0][0].shape
+        T = batches[0][1].size(1)
+        pad = self.cfg.pad_id
+        tgt_tokens = statistics.mean(int((b[2] != pad).sum()) for b in batches)
+        flops = 3 * model_flops(self.cfg, B, S, T)
+        return {
+            "model": self.name,
+            "compiled": self.compile,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "step_s_median": step_s,
+            "step_s_min": min(self.times),
+            "step_s_all": self.times,
+            "tgt_tokens_per_step": tgt_tokens,
+            "tgt_tokens_per_s": tgt_tokens / step_s,
+            "flops_per_step": flops,
+            "achieved_flop_per_s": flops / step_s,
+            "final_loss": self.loss,
+        }
+
+
+def train_speeds(
+    variants: list[tuple[str, bool]],
     cfg: ModelConfig,
-    batches: list,
+    batches: list[tuple[Tensor, Tensor, Tensor]],
     warmup: int,
     steps: int,
     device: torch.device,
-    compile: bool,
-) -> dict[str, Any]:
-    """Median step time of forward, loss, backward and Adam; tokens/s and FLOP/s."""
-    torch.manual_seed(0)
-    model = build(name, cfg).to(device).train()
-    fwd: Callable = torch.compile(model) if compile else model
-    cuda = device.type == "cuda"
-    opt = torch.optim.Adam(
-        model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, fused=cuda
-    )
-    times = []
-    t_start = time.perf_counter()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Time every (model, compiled) variant, their steps interleaved.
+
+    Step i of every variant runs before step i + 1 of any, so a change in the
+    machine's load (a shared CPU) falls on all of them alike. Returns the
+    summaries and the variants that failed (out of memory, a compile error).
+    """
+    runs: list[TrainRun] = []
+    failed: list[dict[str, Any]] = []
+
+    def fail(name: str, compile: bool, e: Exception) -> None:
+        failed.append({"model": name, "compiled": compile, "error": repr(e)[:500]})
+        print(f"train {name} compile={compile} failed: {e!r}", flush=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    for name, compile in variants:
+        try:
+            runs.append(TrainRun(name, cfg, device, compile))
+        except Exception as e:
+            fail(name, compile, e)
     for i in range(warmup + steps):
-        src, tgt_in, tgt_out = batches[i % len(batches)]
-        if cuda:
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = fwd(src, tgt_in)  # (B, T, V)
-        loss = cross_entropy_loss(logits, tgt_out, cfg.label_smoothing, cfg.pad_id)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if cuda:
-            torch.cuda.synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    step_s = statistics.median(times)
-    B, S = batches[0][0].shape
-    T = batches[0][1].size(1)
-    tgt_tokens = statistics.mean(int((b[2] != cfg.pad_id).sum()) for b in batches)
-    flops = 3 * model_flops(cfg, B, S, T)
-    result = {
-        "model": name,
-        "compiled": compile,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "step_s_median": step_s,
-        "step_s_all": times,
-        "tgt_tokens_per_step": tgt_tokens,
-        "tgt_tokens_per_s": tgt_tokens / step_s,
-        "flops_per_step": flops,
-        "achieved_flop_per_s": flops / step_s,
-        "wall_s": time.perf_counter() - t_start,
-        "final_loss": float(loss),
-    }
-    if cuda:
-        result["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-    del model, opt, fwd
-    return result
+        for run in list(runs):
+            try:
+                t = run.step(batches[i % len(batches)])
+            except Exception as e:
+                runs.remove(run)
+                fail(run.name, run.compile, e)
+                continue
+            if i >= warmup:
+                run.times.append(t)
+    return [run.summary(batches) for run in runs], failed
 
 
 def cpu_matmul_peak(n: int = 1024, repeats: int = 5) -> float:
@@ -545,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
             },
             "how": f"{budget['warmup']} warm-up steps, then the median of "
             f"{budget['steps']} timed steps (forward, label-smoothed loss, "
-            "backward, Adam), synchronised; tokens are non-padding targets",
+            "backward, Adam), synchronised, the models' steps interleaved; "
+            "tokens are non-padding targets",
             "flops": "3 x model_flops(cfg, B, S, T): padded shapes, matmuls only",
             "flop_check": {
                 "tiny model B=2 S=5 T=7": check,
@@ -555,58 +599,58 @@ def main(argv: list[str] | None = None) -> int:
             "failed": [],
         },
     }
-    for name in args.models.split(","):
-        for compile in [False, True] if args.compile else [False]:
-            try:
-                r = train_speed(
-                    name,
-                    cfg,
-                    batches,
-                    budget["warmup"],
-                    budget["steps"],
-                    device,
-                    compile,
-                )
-            except Exception as e:  # record it (OOM, a compile failure) and go on
-                result["train"]["failed"].append(
-                    {"model": name, "compiled": compile, "error": repr(e)[:500]}
-                )
-                print(f"train {name} compile={compile} failed: {e!r}", flush=True)
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            if peak["value"]:
-                r["mfu"] = r["achieved_flop_per_s"] / peak["value"]
-            else:
-                r["fraction_of_measured_matmul"] = (
-                    r["achieved_flop_per_s"] / peak["measured_matmul_flop_per_s"]
-                )
-            result["train"]["results"].append(r)
-            print(
-                f"train {name:7s} compile={compile!s:5s} "
-                f"{r['tgt_tokens_per_s']:10.1f} tgt tok/s  "
-                f"{r['achieved_flop_per_s'] / 1e12:7.3f} TFLOP/s",
-                flush=True,
+    variants = [
+        (name, compile)
+        for name in args.models.split(",")
+        for compile in ([False, True] if args.compile else [False])
+    ]
+    t_train = time.perf_counter()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    runs, failed = train_speeds(
+        variants, cfg, batches, budget["warmup"], budget["steps"], device
+    )
+    train = result["train"]
+    train["wall_s"] = time.perf_counter() - t_train
+    train["failed"] = failed
+    if device.type == "cuda":
+        train["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    for r in runs:
+        if peak["value"]:
+            r["mfu"] = r["achieved_flop_per_s"] / peak["value"]
+        else:
+            r["fraction_of_measured_matmul"] = (
+                r["achieved_flop_per_s"] / peak["measured_matmul_flop_per_s"]
             )
-    if args.model is not None:
-        result["decode"] = decode_speed(
-            args.model,
-            budget["sentences"],
-            budget["ours_batch_tokens"],
-            budget["hf_batch"],
-            device,
-            args.data_mirror,
+        train["results"].append(r)
+        print(
+            f"train {r['model']:7s} compile={r['compiled']!s:5s} "
+            f"{r['tgt_tokens_per_s']:10.1f} tgt tok/s  "
+            f"{r['achieved_flop_per_s'] / 1e12:7.3f} TFLOP/s",
+            flush=True,
         )
-        d = result["decode"]
-        for impl in ("aiayn", "generate", "generate_never"):
-            print(
-                f"decode {impl:8s} {d[impl]['sentences_per_s']:8.2f} sent/s "
-                f"{d[impl]['tgt_tokens_per_s']:9.1f} tok/s "
-                f"BLEU {d[impl]['bleu']:.2f}",
-                flush=True,
+    result["decode"] = None
+    if args.model is not None:
+        try:
+            result["decode"] = d = decode_speed(
+                args.model,
+                budget["sentences"],
+                budget["ours_batch_tokens"],
+                budget["hf_batch"],
+                device,
+                args.data_mirror,
             )
-    else:
-        result["decode"] = None
+        except Exception as e:  # e.g. a model Marian cannot hold; keep the rest
+            result["decode_error"] = f"{type(e).__name__}: {e}"
+            print(f"decoding not measured: {e}", flush=True)
+        else:
+            for impl in ("aiayn", "generate", "generate_never"):
+                print(
+                    f"decode {impl:14s} {d[impl]['sentences_per_s']:8.2f} sent/s "
+                    f"{d[impl]['tgt_tokens_per_s']:9.1f} tok/s "
+                    f"BLEU {d[impl]['bleu']:.2f}",
+                    flush=True,
+                )
     result["wall_s"] = time.perf_counter() - t_run
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")

@@ -325,6 +325,10 @@ def test_real_translator_translates_alike(tmp_path: Path) -> None:
 
     path = _translator()
     assert path is not None
+    try:
+        ex.marian_config(read_config(path).model)
+    except AiaynError as e:  # e.g. the CPU presets' h * d_k = 256 != d_model
+        pytest.skip(f"{path} has no Marian twin: {e}")
     ex.export_hf(path, tmp_path / "hf")
     tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
     hf = transformers.MarianMTModel.from_pretrained(tmp_path / "hf").eval()
