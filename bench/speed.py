@@ -81,6 +81,17 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "ours_batch_tokens": 4000,
         "hf_batch": 16,
     },
+    # A tiny model, to check in seconds that the script runs (not a benchmark).
+    "smoke": {
+        "batch": 4,
+        "length": 8,
+        "warmup": 1,
+        "steps": 2,
+        "sentences": 8,
+        "ours_batch_tokens": 4000,
+        "hf_batch": 8,
+        "tiny": True,
+    },
 }
 
 
@@ -563,7 +574,9 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     t_run = time.perf_counter()
-    cfg = ModelConfig.base(vocab_size=37000)
+    cfg = ModelConfig.base(vocab_size=37000)  # the paper's base model
+    if budget.get("tiny"):
+        cfg = ModelConfig.tiny(vocab_size=1000)
     B, L = budget["batch"], budget["length"]
     batches = make_batches(cfg, B, L, 4, device)
     peak = peak_flops(device)
@@ -586,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
             },
-            "how": f"{budget['warmup']} warm-up steps, then the median of "
+            "how": f"{budget['warmup']} warm-up step(s), then the median of "
             f"{budget['steps']} timed steps (forward, label-smoothed loss, "
             "backward, Adam), synchronised, the models' steps interleaved; "
             "tokens are non-padding targets",

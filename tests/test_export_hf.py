@@ -173,7 +173,7 @@ def copy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def exported(copy_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("hf") / "copy_hf"
     summary = ex.export_hf(copy_model, out)
-    assert summary["max_abs_logit_diff"] < 1e-4 and summary["tokenizer"]
+    assert summary["max_abs_logit_diff"] < 1e-3 and summary["tokenizer"]
     return out
 
 
