@@ -17,8 +17,12 @@ SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
 
 
 def make_mask(kind: str, B: int, h: int, Tq: int, Tk: int, seed: int) -> torch.Tensor:
-    """A boolean mask (True = may attend) with at least one True per query row."""
+    """A boolean mask (True = may attend) with at least one True per query row,
+    except for kind "empty": random, with whole rows of False (no key allowed)."""
     g = torch.Generator().manual_seed(seed)
+    if kind == "empty":  # (B, h, Tq, Tk): about half the rows see nothing
+        m = torch.rand(B, h, Tq, Tk, generator=g) < 0.5
+        return m & (torch.rand(B, h, Tq, 1, generator=g) < 0.5)
     if kind == "padding":  # (B, 1, 1, Tk): each sentence has 1..Tk real keys
         lengths = torch.randint(1, Tk + 1, (B,), generator=g)
         return (torch.arange(Tk)[None, :] < lengths[:, None])[:, None, None, :]
@@ -48,7 +52,7 @@ def qkv(
     Tk=st.integers(1, 6),
     d_k=st.integers(1, 8),
     d_v=st.integers(1, 8),
-    kind=st.sampled_from(["none", "padding", "causal", "random"]),
+    kind=st.sampled_from(["none", "padding", "causal", "random", "empty"]),
     seed=st.integers(0, 2**16),
 )
 def test_readable_equals_fused(
@@ -68,12 +72,14 @@ def test_readable_equals_fused(
     for a, b in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
-    # Weights are distributions over the allowed keys.
-    torch.testing.assert_close(weights.sum(-1), torch.ones(B, h, Tq).double())
-    assert (weights >= 0).all()
+    # Weights are distributions over the allowed keys (all 0 where none is).
+    seen = torch.ones(B, h, Tq, dtype=torch.bool)
+    if mask is not None:
+        seen = mask.any(-1).expand(B, h, Tq)
+    torch.testing.assert_close(weights.sum(-1), seen.double())
+    assert (weights >= 0).all() and torch.isfinite(out).all()
     if mask is not None:
         assert (weights.masked_select(~mask.expand_as(weights)) == 0).all()
-        assert torch.isfinite(out).all()
 
 
 def test_weights_by_hand() -> None:
@@ -89,6 +95,44 @@ def test_weights_by_hand() -> None:
     mask = torch.tensor([[[False, True]]])
     out, weights = scaled_dot_product_attention(q, k, v, mask)
     assert weights[0, 0].tolist() == [0.0, 1.0] and out[0, 0].tolist() == [0.0, 1.0]
+
+
+def test_a_fully_masked_row_gives_zero_like_the_fused_kernel() -> None:
+    """A query that may see no key: output 0 and weights 0 (not NaN), as fused."""
+    q, k, v = qkv(2, 2, 3, 4, 5, 6, seed=3)
+    allowed = [[True, True, False, True], [False] * 4]  # sentence 1: all padding
+    mask = torch.tensor(allowed)[:, None, None, :]  # (B, 1, 1, T_k)
+    out, weights = scaled_dot_product_attention(q, k, v, mask)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.isfinite(out).all() and torch.isfinite(weights).all()
+    assert (out[1] == 0).all() and (weights[1] == 0).all()
+    assert (ref[1] == 0).all()  # what the fused kernel does
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(weights[0].sum(-1), torch.ones(2, 3).double())
+    grads = torch.autograd.grad(out.sum(), (q, k, v))
+    ref_grads = torch.autograd.grad(ref.sum(), (q, k, v))
+    for a, b in zip(grads, ref_grads, strict=True):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_multi_head_all_padding_sentence_is_finite_on_both_paths() -> None:
+    """An all-padding key sentence: readable and fused multi-head attention agree."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 4).double()
+    x = torch.randn(2, 3, 16, dtype=torch.float64)
+    mem = torch.randn(2, 5, 16, dtype=torch.float64)
+    mask = torch.ones(2, 1, 1, 5, dtype=torch.bool)
+    mask[0, ..., 3:] = False  # sentence 0: two padding keys
+    mask[1] = False  # sentence 1: only padding
+    fused_out, fused_grads = mha_grads(mha, x, mem, mask)
+    mha.fused = False
+    readable_out, readable_grads = mha_grads(mha, x, mem, mask)
+    assert torch.isfinite(readable_out).all()
+    torch.testing.assert_close(readable_out, fused_out, rtol=1e-10, atol=1e-10)
+    for name, grad in fused_grads.items():
+        assert torch.isfinite(readable_grads[name]).all(), name
+        torch.testing.assert_close(readable_grads[name], grad, rtol=1e-9, atol=1e-9)
 
 
 def mha_grads(

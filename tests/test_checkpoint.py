@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -307,3 +309,36 @@ def test_list_checkpoints_ignores_incomplete_directories(tmp_path: Path) -> None
     found = ckpt.list_checkpoints(tmp_path)
     assert [p.name for p in found] == ["step_0000003", "step_0000020", "step_0000100"]
     assert all(p.parent == root for p in found)
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002], ids=["022", "077", "002"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(root.parent)): stat.S_IMODE(p.stat().st_mode)
+        for p in [root, *root.rglob("*")]
+    }
+
+
+def test_saved_files_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    run = tmp_path / "run"
+    d = run / "checkpoints" / "step_0000010"
+    ckpt.save_checkpoint(d, _model(0), _cfg(), {"step": 10})
+    ckpt.save_checkpoint(d, _model(1), _cfg(), {"step": 10})  # over an old one
+    ckpt.atomic_write(run / "metrics.json", "{}")
+    ckpt.save_weights(run / "model.safetensors", _model(0))
+    modes = _modes(run)
+    dirs = {"run", "run/checkpoints", "run/checkpoints/step_0000010"}
+    files = {f"run/{ckpt.CONFIG}", f"run/{ckpt.WEIGHTS}", f"run/{ckpt.TRAINER}"}
+    files = {f.replace("run/", "run/checkpoints/step_0000010/") for f in files}
+    files |= {"run/metrics.json", "run/model.safetensors"}
+    assert set(modes) == dirs | files  # nothing else, no temp files
+    want = {p: (0o777 if p in dirs else 0o666) & ~umask for p in modes}
+    assert modes == want  # 022: 0755 and 0644; 077: 0700 and 0600

@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
+from aiayn.checkpoint import load_model, read_config
 from aiayn.config import ModelConfig, TrainConfig
 from aiayn.errors import AiaynError
 from aiayn.model import Transformer
 from aiayn.presets import PRESETS, get_preset
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def count_parameters(cfg: ModelConfig) -> int:
@@ -64,14 +69,76 @@ def test_defaults_are_the_papers_base() -> None:
     assert (t.beam_size, t.alpha, t.extra_len, t.max_tokens) == (4, 0.6, 50, 25000)
 
 
+def widths(cfg: ModelConfig) -> tuple[int, int]:
+    """The per-head widths (d_k, d_v) the layers are built with."""
+    return cfg.head_dim_k, cfg.head_dim_v
+
+
 def test_d_k_default() -> None:
-    assert (ModelConfig().d_k, ModelConfig().d_v) == (64, 64)  # 512 / 8
-    assert (ModelConfig.big().d_k, ModelConfig.big().d_v) == (64, 64)  # 1024 / 16
-    assert ModelConfig.tiny().d_k == 8  # 32 / 4
+    assert (ModelConfig().d_k, ModelConfig().d_v) == (None, None)  # as asked
+    assert widths(ModelConfig()) == (64, 64)  # 512 / 8
+    assert widths(ModelConfig.big()) == (64, 64)  # 1024 / 16
+    assert ModelConfig.tiny().head_dim_k == 8  # 32 / 4
     row_a = ModelConfig(n_heads=1, d_k=512, d_v=512)  # Table 3 row (A)
-    assert (row_a.d_k, row_a.d_v) == (512, 512)
+    assert widths(row_a) == (512, 512)
     row_b = ModelConfig(d_k=16)  # Table 3 row (B): d_v keeps its default
-    assert (row_b.d_k, row_b.d_v) == (16, 64)
+    assert widths(row_b) == (16, 64) and row_b.d_v is None
+
+
+def test_default_d_k_follows_d_model_and_heads() -> None:
+    """d_k = d_v = None stays d_model / h after ``replace``: h * d_k = d_model."""
+    base = ModelConfig.base()
+    assert widths(replace(base, d_model=128)) == (16, 16)  # 128 / 8, not 64
+    assert widths(replace(base, n_heads=16)) == (32, 32)
+    assert widths(replace(base, d_model=256, n_heads=4)) == (64, 64)
+    for cfg in (replace(base, d_model=128), replace(ModelConfig.tiny(), d_model=64)):
+        assert cfg.n_heads * cfg.head_dim_k == cfg.n_heads * cfg.head_dim_v
+        assert cfg.n_heads * cfg.head_dim_k == cfg.d_model
+    explicit = replace(ModelConfig(d_k=64, d_v=48), d_model=128)  # stays as asked
+    assert widths(explicit) == (64, 48)
+    with torch.device("meta"):
+        layer = Transformer(replace(base, d_model=128)).encoder[0].self_attn
+    assert (layer.d_k, layer.d_v) == (16, 16)
+    assert layer.w_q.weight.shape == (8 * 16, 128)
+
+
+def test_default_d_model_must_split_into_heads() -> None:
+    with pytest.raises(AiaynError, match="d_model=100 is not a multiple of n_heads=8"):
+        ModelConfig(d_model=100)
+    assert widths(ModelConfig(d_model=100, d_k=12, d_v=20)) == (12, 20)  # explicit
+
+
+def test_json_round_trip_keeps_a_default_d_k() -> None:
+    cfg = TrainConfig(model=ModelConfig.tiny(d_v=6))
+    d = json.loads(cfg.to_json())
+    assert (d["model"]["d_k"], d["model"]["d_v"]) == (None, 6)
+    back = TrainConfig.from_dict(d)
+    assert back == cfg and (back.model.d_k, back.model.d_v) == (None, 6)
+    resized = replace(back.model, d_model=64)  # d_k still follows d_model
+    assert widths(resized) == (16, 6)
+
+
+def test_an_explicit_d_k_in_a_saved_config_builds_the_same_model() -> None:
+    """The shipped CPU checkpoints store "d_k": 64 at d_model 128 (h * d_k = 256)."""
+    d = TrainConfig(model=ModelConfig(d_model=128, n_heads=4)).to_dict()
+    d["model"].update(d_k=64, d_v=64)
+    cfg = TrainConfig.from_dict(d).model
+    assert widths(cfg) == (64, 64) and widths(replace(cfg, d_model=256)) == (64, 64)
+    with torch.device("meta"):
+        attn = Transformer(cfg).decoder[0].cross_attn
+    assert attn.w_k.weight.shape == (4 * 64, 128)
+    assert attn.w_o.weight.shape == (128, 4 * 64)
+
+
+@pytest.mark.parametrize("name", ["multi30k_cpu_en_de", "ptb_parse_cpu", "copy"])
+def test_shipped_configs_load_with_their_widths(name: str) -> None:
+    directory = ROOT / "checkpoints" / name
+    if not (directory / "config.json").is_file():
+        pytest.skip(f"no shipped checkpoint {name}")
+    stored = json.loads((directory / "config.json").read_text())["model"]
+    cfg = read_config(directory).model
+    assert widths(cfg) == (stored["d_k"], stored["d_v"])
+    load_model(directory)  # every weight's shape matches the rebuilt model
 
 
 @pytest.mark.parametrize(
@@ -88,6 +155,8 @@ def test_d_k_default() -> None:
         ("dropout", 1.0),
         ("dropout", -0.1),
         ("attention_dropout", 1.5),
+        ("relu_dropout", 1.0),
+        ("relu_dropout", -0.2),
         ("label_smoothing", -0.01),
     ],
 )
@@ -158,14 +227,16 @@ def test_overrides_are_parsed_by_type() -> None:
 def test_overriding_d_model_or_heads_moves_the_default_d_k() -> None:
     """d_k left at its default follows d_model / h; an explicit d_k stays."""
     cfg = TrainConfig().with_overrides(["model.d_model=256"])
-    assert (cfg.model.d_k, cfg.model.d_v) == (32, 32)
+    assert widths(cfg.model) == (32, 32)
     cfg = TrainConfig().with_overrides(["model.n_heads=16"])
-    assert (cfg.model.d_k, cfg.model.d_v) == (32, 32)
+    assert widths(cfg.model) == (32, 32)
     cfg = TrainConfig().with_overrides(["model.d_k=16", "model.d_model=256"])
-    assert (cfg.model.d_k, cfg.model.d_v) == (16, 32)
+    assert widths(cfg.model) == (16, 32)
     explicit = TrainConfig(model=ModelConfig(d_k=100, d_v=80))
     cfg = explicit.with_overrides(["model.d_model=256"])
-    assert (cfg.model.d_k, cfg.model.d_v) == (100, 80)
+    assert widths(cfg.model) == (100, 80)
+    cfg = TrainConfig().with_overrides(["model.relu_dropout=0.1"])
+    assert cfg.model.relu_dropout == 0.1
 
 
 @pytest.mark.parametrize(
@@ -213,10 +284,17 @@ def test_unknown_preset() -> None:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_preset_heads_span_d_model(name: str) -> None:
     """h * d_k = d_model, as in every row of Table 3 but (A) and (B), unless the
-    preset's notes declare its h * d_k (the CPU presets keep d_k = 64)."""
+    preset sets d_k and its notes declare its h * d_k."""
     cfg = get_preset(name)
     model = cfg.model
-    span = model.n_heads * model.d_k
+    span = model.n_heads * model.head_dim_k
     if span != model.d_model:
-        assert f"h*d_k={span}" in cfg.notes, cfg.notes
-    assert model.n_heads * model.d_v == span
+        assert model.d_k is not None and f"h*d_k={span}" in cfg.notes, cfg.notes
+    assert model.n_heads * model.head_dim_v == span
+
+
+@pytest.mark.parametrize("pair", ["en_de", "de_en", "en_fr"])
+def test_cpu_presets_derive_d_k(pair: str) -> None:
+    model = get_preset(f"multi30k_cpu_{pair}").model
+    assert (model.d_k, model.d_v) == (None, None)
+    assert widths(model) == (32, 32) and model.d_model == 128

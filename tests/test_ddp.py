@@ -46,7 +46,7 @@ SETTINGS = [
     "warmup=1",
     "lr_factor=8",
 ]
-TIMEOUT = 300  # seconds per command: seconds of work, generous for busy CI machines
+TIMEOUT = 900  # seconds per command: a hang guard, generous for busy CI machines
 
 
 def _free_port() -> int:

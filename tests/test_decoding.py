@@ -15,10 +15,12 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from torch import nn
 
 from aiayn.batching import encode_sources
 from aiayn.config import ModelConfig
 from aiayn.decoding import beam_search, greedy_decode, length_penalty
+from aiayn.errors import AiaynError
 from aiayn.model import Transformer
 
 TinyModel = Callable[..., Transformer]  # conftest.py's tiny_model factory
@@ -153,20 +155,19 @@ def test_exhaustive_search_is_not_trivial(tiny_model: TinyModel) -> None:
     assert greedy_missed > 0
 
 
-class TableModel:
+class TableModel(nn.Module):
     """A stand-in for the Transformer whose next-token logits are a fixed random
     function of (source, prefix), temperature ``1 / scale``: every prefix gets its
     own distribution, so lengths compete closely and alpha often decides the
-    winner. It speaks the interface the searches use (cfg, eval, encode,
-    init_cache, decode with a cache); the prefix lives in the self-attention
-    cache, so beam search's ``reorder_cache`` must keep it right."""
+    winner. It is a module (the searches switch its mode) that speaks the
+    interface they use (cfg, encode, init_cache, decode with a cache); the prefix
+    lives in the self-attention cache, so beam search's ``reorder_cache`` must keep
+    it right."""
 
     def __init__(self, seed: int, scale: float = 2.0) -> None:
+        super().__init__()
         self.cfg = ModelConfig.tiny(vocab_size=VOCAB)
         self.seed, self.scale = seed, scale
-
-    def eval(self) -> TableModel:
-        return self
 
     def logits(self, src: tuple[int, ...], prefix: tuple[int, ...]) -> torch.Tensor:
         key = zlib.crc32(repr((self.seed, src, prefix)).encode())
@@ -361,7 +362,37 @@ def test_decoding_switches_dropout_off(tiny_model: TinyModel) -> None:
     model = tiny_model(dropout=0.3).train()  # decoding must not use dropout
     src = sources([4, 6], 16, 3)
     first = beam_search(model, src, beam_size=3)
-    model.train()
-    assert beam_search(model, src, beam_size=3) == first and not model.training
-    model.train()
+    assert beam_search(model, src, beam_size=3) == first
     assert greedy_decode(model, src) == greedy_decode(model, src)
+    assert greedy_decode(model, src) == greedy_decode(model.eval(), src)
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_decoding_restores_the_training_mode(
+    tiny_model: TinyModel, search: str
+) -> None:
+    """Decoding mid-training leaves every module in the mode it found it."""
+    model = tiny_model(dropout=0.3).train()
+    model.encoder[0].eval()  # a mixed state (e.g. a frozen layer) survives too
+    before = {name: m.training for name, m in model.named_modules()}
+    seen: list[bool] = []
+    model.decoder[0].register_forward_pre_hook(lambda m, args: seen.append(m.training))
+    src = sources([4, 6], 16, 3)
+    decode = greedy_decode if search == "greedy" else beam_search
+    decode(model, src)
+    assert seen and not any(seen)  # it decoded in evaluation mode
+    assert {name: m.training for name, m in model.named_modules()} == before
+    assert model.training and not model.encoder[0].training
+    model.eval()  # and evaluation mode stays evaluation mode
+    decode(model, src)
+    assert not any(m.training for m in model.modules())
+
+
+def test_decoding_restores_the_mode_after_an_error(tiny_model: TinyModel) -> None:
+    model = tiny_model().train()
+    with pytest.raises(AiaynError):
+        greedy_decode(model, torch.tensor([[5, 99, 2]]))  # 99: outside the vocab
+    assert model.training
+    with pytest.raises(AiaynError):
+        beam_search(model, torch.tensor([[5, 99, 2]]))
+    assert model.training

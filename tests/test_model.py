@@ -170,7 +170,7 @@ def test_cached_decoding_equals_full_forward(
             step = model.decode(tgt_in[:, t : t + 1], memory, src_mask, cache, t)
             assert step.shape == (3, 1, V)
             torch.testing.assert_close(step[:, 0], full[:, t], rtol=0, atol=1e-5)
-            h, d_k = model.cfg.n_heads, model.cfg.d_k
+            h, d_k = model.cfg.n_heads, model.cfg.head_dim_k
             assert cache[1]["self"]["k"].shape == (3, h, t + 1, d_k)
             assert cache[1]["cross"]["k"].shape == (3, h, 8, d_k)
 

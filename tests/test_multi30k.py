@@ -146,3 +146,19 @@ def test_unknown_split_or_language() -> None:
         multi30k.load("test_2017_mscoco", "cs")
     with pytest.raises(AiaynError, match="language 'ja'"):
         multi30k.load_pairs("train", "en", "ja")
+
+
+def test_lc_norm_tok_rebuilds_the_official_preprocessing() -> None:
+    """Lowercase, Moses punctuation normalisation, Moses tokens, XML escaping."""
+    from aiayn.multi30k import preprocess
+
+    en = preprocess(["A boy sits on a woman's shoulders."], "en", "lc.norm.tok")
+    assert en == ["a boy sits on a woman &apos;s shoulders ."]
+    fr = preprocess(["Un groupe d'hommes chargent du coton."], "fr", "lc.norm.tok")
+    assert fr == ["un groupe d&apos; hommes chargent du coton ."]
+    de = preprocess(["Ein Mann  schläft (im Zelt)."], "de", "lc.norm.tok")
+    assert de == ["ein mann schläft ( im zelt ) ."]
+    raw = ["A Man sleeps."]
+    assert preprocess(raw, "en") == raw and preprocess(raw, "en", "raw") is not raw
+    with pytest.raises(AiaynError, match="unknown preprocessing 'bpe'"):
+        preprocess(raw, "en", "bpe")

@@ -18,6 +18,7 @@ def test_dev_loss_falls_on_a_slice_of_multi30k(mirror: Path, tmp_path: Path) -> 
             "max_tokens=1024",
             "max_steps=60",
             "warmup=30",
+            "lr_factor=1.0",
             "eval_every=20",
             "save_every=20",
             "eval_bleu=false",
@@ -28,5 +29,5 @@ def test_dev_loss_falls_on_a_slice_of_multi30k(mirror: Path, tmp_path: Path) -> 
     losses = [r["dev_loss"] for r in history]
     assert [r["step"] for r in history] == [20, 40, 60]
     assert losses[0] > losses[1] > losses[2], losses
-    assert losses[-1] < losses[0] - 0.05  # measured: 6.04 -> 5.93
+    assert losses[-1] < losses[0] - 0.05  # measured at step 40, 60: 5.99, 5.92
     assert metrics["steps"] == 60 and metrics["bleu"] >= 0.0

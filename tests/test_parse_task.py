@@ -14,15 +14,6 @@ import torch
 
 from aiayn import checkpoint as ckpt
 from aiayn.errors import AiaynError
-from aiayn.parse_task import (
-    PHRASE_LABELS,
-    TARGET_SYMBOLS,
-    draw_tree,
-    evaluate_parse,
-    prepare_parse,
-    score,
-    well_formed,
-)
 from aiayn.parsing import (
     Tree,
     delinearize,
@@ -35,7 +26,14 @@ from aiayn.parsing import (
     words,
 )
 from aiayn.presets import get_preset
-from aiayn.tasks import TaskData, evaluate
+from aiayn.tasks import TaskData, evaluate, get_task
+from aiayn.tasks.parse import (
+    PHRASE_LABELS,
+    TARGET_SYMBOLS,
+    draw_tree,
+    score,
+    well_formed,
+)
 from aiayn.tokenizer import (
     UNK_CLASSES,
     UNK_ID,
@@ -66,9 +64,8 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def data(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> TaskData:
-    out = tmp_path_factory.mktemp("prepared")
-    return prepare_parse(get_preset("ptb_parse_cpu"), out, MIRROR)
+def data(cache: Path) -> TaskData:
+    return get_task("parse").prepare(get_preset("ptb_parse_cpu"), MIRROR)
 
 
 def test_target_vocabulary_is_53_symbols() -> None:
@@ -210,12 +207,16 @@ def test_short_training_run_end_to_end(cache: Path, tmp_path: Path) -> None:
     model = ckpt.load_model(out)
     tok = load_tokenizer(out)
     assert isinstance(tok, ParseTokenizer) and not model.cfg.shared_vocab
-    data = prepare_parse(ckpt.read_config(out), None, MIRROR)
+    task = get_task("parse")
+    data = task.prepare(ckpt.read_config(out), MIRROR, tok)
     torch.manual_seed(0)
     result = evaluate(model, data, beam_size=21, alpha=0.3, limit=3)  # extra_len 10
     assert result["beam_size"] == 21 and result["n"] == 3
     assert 0.0 <= result["f1"] <= 100.0 and 0.0 <= result["well_formed"] <= 100.0
-    test = evaluate_parse(model, data, beam_size=1, limit=2, split="test")
-    assert test["split"] == "test" and test["n"] == 2
-    with pytest.raises(AiaynError, match="'dev' or 'test'"):
-        evaluate_parse(model, data, split="train")
+    test = task.evaluate_split(
+        model, tok, data.cfg, "test", beam_size=1, alpha=0.3, limit=2, mirror=MIRROR
+    )
+    assert test.scores["split"] == "test" and test.scores["n"] == 2
+    assert len(test.outputs) == 2 and test.outputs[0].startswith("(")
+    with pytest.raises(AiaynError, match="choose one of dev, test"):
+        task.evaluate_split(model, tok, data.cfg, "train", 1, 0.3, mirror=MIRROR)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from aiayn.tokenizer import (
     EOS_ID,
     PAD_ID,
     UNK_ID,
+    ParseTokenizer,
     SubwordTokenizer,
     SymbolTokenizer,
     Tokenizer,
@@ -226,6 +228,64 @@ def test_subword_rejects_bad_ids_and_arguments(bpe: SubwordTokenizer) -> None:
         SubwordTokenizer.train(["a b"], 4, "wordpiece")
 
 
+# --- determinism -------------------------------------------------------------
+
+
+def _synthetic(n: int = 300, seed: int = 0) -> list[str]:
+    """Random words over 20 letters: many pairs tie in count, as in issue 1794."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrst"
+    return [
+        " ".join(
+            "".join(rng.choice(letters) for _ in range(rng.randint(2, 6)))
+            for _ in range(8)
+        )
+        for _ in range(n)
+    ]
+
+
+def _pieces(tok: SubwordTokenizer) -> list[str]:
+    return [tok.hf.id_to_token(i) for i in range(tok.vocab_size)]
+
+
+def _assert_trains_the_same(texts: list[str], vocab_size: int, kind: str) -> None:
+    first = SubwordTokenizer.train(texts, vocab_size, kind)
+    for again in (texts, texts[::-1], texts):  # the order of texts does not matter
+        other = SubwordTokenizer.train(again, vocab_size, kind)
+        assert _pieces(other) == _pieces(first)  # id by id
+        assert other.hf.to_str() == first.hf.to_str()  # merges, config: all of it
+
+
+@pytest.mark.parametrize("kind", ["bpe", "wordpiece"])
+def test_training_is_deterministic_on_ties(kind: str) -> None:
+    # Hugging Face's WordPieceTrainer gave a different vocabulary on every run here.
+    _assert_trains_the_same(_synthetic(), 300, kind)
+
+
+@needs_mirror
+@pytest.mark.parametrize("kind", ["bpe", "wordpiece"])
+def test_training_is_deterministic_on_multi30k(
+    kind: str, train: dict[str, list[str]]
+) -> None:
+    texts = train["en"][:3000] + train["fr" if kind == "wordpiece" else "de"][:3000]
+    _assert_trains_the_same(texts, 2000, kind)
+
+
+def test_word_pieces_mark_continuations() -> None:
+    tok = SubwordTokenizer.train(_synthetic(), 300, "wordpiece")
+    pieces = _pieces(tok)[4:]
+    assert "▁" in pieces  # every word starts with it
+    for p in pieces:  # a piece starts a word or continues one, never both
+        assert p.startswith("▁") != p.startswith("##"), p
+        assert "▁" not in p[1:], p
+    assert len(set(pieces)) == len(pieces)
+    for word in ("abc", "qrstqrst", "t"):
+        first, *rest = tok.tokenize(word)
+        assert first.startswith("▁") and all(t.startswith("##") for t in rest)
+        assert first + "".join(t[2:] for t in rest) == "▁" + word
+    assert tok.decode(tok.encode("qa rst ab")) == "qa rst ab"
+
+
 # --- save / load ---------------------------------------------------------------
 
 
@@ -264,6 +324,36 @@ def test_save_load_round_trip(
             "n_symbols": 12,
         }
     assert {p.name for p in tmp_path.iterdir()} == files  # no temp files left
+
+
+def _restorable(kind: str) -> Tokenizer:
+    texts = _synthetic()
+    if kind == "symbols":
+        return SymbolTokenizer(10)
+    if kind == "parse":
+        return ParseTokenizer.train([t.split() for t in texts], ["XX", "(S", ")S"])
+    return SubwordTokenizer.train(texts, 300, kind)
+
+
+@pytest.mark.parametrize("kind", ["symbols", "bpe", "wordpiece", "parse"])
+def test_load_tokenizer_restores_every_kind_exactly(kind: str, tmp_path: Path) -> None:
+    tok = _restorable(kind)
+    tok.save(tmp_path / "a")
+    loaded = load_tokenizer(tmp_path / "a")
+    assert type(loaded) is type(tok) and loaded.vocab_size == tok.vocab_size
+    texts = ["3 7 1 0 9", ""] if kind == "symbols" else [*_synthetic(50, 1), STRANGE]
+    ids = tok.encode_batch(texts)
+    assert loaded.encode_batch(texts) == ids
+    everything = [list(range(loaded.vocab_size))]  # parse: source in, target out
+    assert loaded.decode_batch(everything) == tok.decode_batch(everything)
+    if isinstance(tok, SubwordTokenizer):
+        assert _pieces(loaded) == _pieces(tok) and loaded.kind == tok.kind
+    if isinstance(tok, ParseTokenizer):
+        assert (loaded.source, loaded.target) == (tok.source, tok.target)
+        assert loaded.encode_target("(S XX )S") == tok.encode_target("(S XX )S")
+    loaded.save(tmp_path / "b")  # saving what was loaded writes the same bytes
+    for f in (tmp_path / "a").iterdir():
+        assert (tmp_path / "b" / f.name).read_bytes() == f.read_bytes()
 
 
 def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

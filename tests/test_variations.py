@@ -79,14 +79,14 @@ def test_overrides_name_model_fields_and_build(configs: dict[str, ModelConfig]) 
 
 def test_mapping_follows_the_paper(configs: dict[str, ModelConfig]) -> None:
     ref = configs["base"]
-    assert (ref.n_layers, ref.d_model, ref.n_heads, ref.d_k) == (4, 256, 4, 64)
+    assert (ref.n_layers, ref.d_model, ref.n_heads, ref.head_dim_k) == (4, 256, 4, 64)
     # (A): constant compute, h * d_k = h * d_v = d_model, heads scaled as the paper's
     for name, h in (("A_h1", 1), ("A_h4", 2), ("A_h16", 8), ("A_h32", 16)):
         c = configs[name]
         assert c.n_heads == h and c.n_heads * c.d_k == c.n_heads * c.d_v == 256
     assert configs["A_h16"].d_k == 32 and configs["A_h32"].d_k == 16  # the paper's
     # (B): d_k alone changes
-    assert (configs["B_dk16"].d_k, configs["B_dk16"].d_v) == (16, 64)
+    assert (configs["B_dk16"].head_dim_k, configs["B_dk16"].head_dim_v) == (16, 64)
     # (C): d_model rows keep d_k = d_v = d_model / h
     for name in ("C_d256", "C_d1024"):
         c = configs[name]

@@ -39,12 +39,17 @@ def scaled_dot_product_attention(
 
     q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v);
     mask: boolean, broadcastable to (..., T_q, T_k), True where attending is allowed.
+    A query that may attend to no key (a row of padding) gets weights 0 and output
+    0, as in the fused kernel, rather than softmax's 0 / 0 = NaN.
     """
     d_k = q.size(-1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)  # (..., T_q, T_k), rows sum to 1
+    if mask is not None:
+        empty = ~mask.any(dim=-1, keepdim=True)  # (..., T_q, 1) no key allowed
+        weights = weights.masked_fill(empty, 0.0)  # NaN rows -> 0
     if dropout is not None:
         weights = dropout(weights)
     return weights @ v, weights  # (..., T_q, d_v), (..., T_q, T_k)
@@ -63,8 +68,8 @@ class MultiHeadAttention(nn.Module):
     ) -> None:
         super().__init__()
         self.h = n_heads
-        self.d_k = d_k or d_model // n_heads
-        self.d_v = d_v or d_model // n_heads
+        self.d_k = d_k if d_k is not None else d_model // n_heads
+        self.d_v = d_v if d_v is not None else d_model // n_heads
         self.w_q = nn.Linear(d_model, n_heads * self.d_k)  # all h W_i^Q at once
         self.w_k = nn.Linear(d_model, n_heads * self.d_k)
         self.w_v = nn.Linear(d_model, n_heads * self.d_v)

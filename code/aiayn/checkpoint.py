@@ -10,6 +10,8 @@ training checkpoint adds ``trainer.pt`` (optimizer, scheduler, scaler, RNG state
 the data position) so training resumes where it stopped. Every file is written to a
 temporary name and renamed into place, and a checkpoint directory is assembled under
 a temporary name and renamed whole, so an interruption never leaves a broken one.
+Files and folders get the modes the user's umask allows (0666 and 0777 less it, as
+``open`` and ``mkdir`` give; ``tempfile``'s private 0600 and 0700 are not used).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .config import TrainConfig
+from .download import temp_dir_beside, temp_file_beside
 from .errors import AiaynError
 from .model import Transformer
 
@@ -40,7 +42,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
@@ -48,7 +50,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -63,13 +65,15 @@ def save_weights(
             v = v.to(dtype)
         state[k] = v.contiguous()
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)
+    mode = os.fstat(fd).st_mode & 0o777  # 0666 less the umask
     os.close(fd)
     try:
-        save_file(state, tmp, metadata={"format": "pt"})
+        save_file(state, str(tmp), metadata={"format": "pt"})
+        os.chmod(tmp, mode)  # safetensors writes a new, private file
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -148,7 +152,7 @@ def save_checkpoint(
     """Write a complete checkpoint directory atomically (temp dir, then rename)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    tmp = temp_dir_beside(directory)
     old = tmp.with_name(tmp.name + ".old")  # an existing checkpoint, moved aside
     try:
         (tmp / CONFIG).write_text(cfg.to_json())

@@ -5,22 +5,108 @@
     python -m aiayn evaluate --checkpoint runs/ende --split test_2016_flickr
     echo "A man rides a bike." | python -m aiayn translate --checkpoint runs/ende
 
-Errors a user can cause print one clear message (no traceback) and exit with 2.
+Every argument is checked before any work starts: a mistake prints one line,
+``error: ...``, that says what to do, writes nothing and exits with 2. No command
+writes into the directory it reads unless an ``--out`` points there. Ctrl-C
+(SIGINT) and SIGTERM (what torchrun sends its workers) print one line and exit
+with 130; the checkpoints written until then are complete.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import signal
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import torch
 
+from .env import device_info, resolve_device
 from .errors import AiaynError
+
+INTERRUPTED = 130  # the shell's exit status for a program stopped by SIGINT
+
+
+# --- checks shared by the commands ------------------------------------------------
+
+
+def check_at_least(value: int | None, flag: str, least: int = 1) -> None:
+    """AiaynError unless ``value`` (when given) is at least ``least``."""
+    if value is not None and value < least:
+        raise AiaynError(f"{flag} must be at least {least}, not {value}")
+
+
+def check_decoding(beam: int | None, alpha: float | None) -> None:
+    """Beam size >= 1 and length penalty alpha >= 0 (beam search's early stop)."""
+    check_at_least(beam, "--beam")
+    if alpha is not None and not alpha >= 0:
+        raise AiaynError(
+            f"--alpha must be >= 0 (the paper's length penalty is 0.6), not {alpha}"
+        )
+
+
+def _check_creatable(path: Path, flag: str, target: Path) -> None:
+    """The nearest existing ancestor of ``path`` is a writable directory."""
+    for parent in (path, *path.absolute().parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise AiaynError(
+                    f"{flag} {target}: {parent} is a file, so nothing can be "
+                    f"written under it; choose another {flag}"
+                )
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise AiaynError(
+                    f"{flag} {target}: {parent} is not writable; choose another {flag}"
+                )
+            return
+
+
+def check_output_file(path: Path, flag: str = "--out") -> None:
+    """AiaynError unless ``path`` can be written (created or replaced) as a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise AiaynError(
+            f"{flag} {path} is a directory; give a file name, e.g. "
+            f"{path / 'result.json'}"
+        )
+    _check_creatable(path.absolute().parent, flag, path)
+
+
+def check_output_dir(path: Path, flag: str = "--out") -> None:
+    """AiaynError unless ``path`` is a directory or can be created as one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise AiaynError(
+            f"{flag} {path} is a file, not a directory; choose another {flag}"
+        )
+    _check_creatable(path, flag, path)
+
+
+def check_mirror(mirror: str | None) -> None:
+    """A local ``--data-mirror`` must be a directory (URLs are checked on use)."""
+    if mirror and "://" not in mirror and not Path(mirror).expanduser().is_dir():
+        raise AiaynError(
+            f"--data-mirror {mirror} is not a directory; point it at the folder "
+            "that holds multi30k/ and ptb_sample/, or give a base URL"
+        )
+
+
+def inside(path: Path, other: Path) -> bool:
+    """True when ``path`` is ``other`` or lies under it."""
+    a, b = Path(path).resolve(), Path(other).resolve()
+    return a == b or b in a.parents
+
+
+# --- the parser -------------------------------------------------------------------
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -34,14 +120,28 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m aiayn",
-        description="Attention Is All You Need, reproduced: train, translate, score.",
+def _add_decoding(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--beam",
+        type=int,
+        help="beam size, 1 for greedy (default: the model's own, from its config: "
+        "the paper's 4 for translation, 21 for parsing)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    p.add_argument(
+        "--alpha",
+        type=float,
+        help="length penalty, >= 0 (default: the model's own: the paper's 0.6 for "
+        "translation, 0.3 for parsing)",
+    )
 
-    p = sub.add_parser("train", help="train a model from a named config")
+
+def _decoding(args: argparse.Namespace, cfg: Any) -> tuple[int, float]:
+    """--beam and --alpha, or the model's own settings where not given."""
+    beam = cfg.beam_size if args.beam is None else args.beam
+    return beam, cfg.alpha if args.alpha is None else args.alpha
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="preset name, e.g. copy")
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument(
@@ -55,34 +155,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(p)
 
-    p = sub.add_parser("evaluate", help="BLEU of a checkpoint on a Multi30k split")
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--split", default="test_2016_flickr")
-    p.add_argument("--beam", type=int, default=4)
-    p.add_argument("--alpha", type=float, default=0.6)
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path, help="model directory")
     p.add_argument(
-        "--out", type=Path, help="JSON file (default CHECKPOINT/eval_SPLIT.json)"
+        "--split",
+        help="split to score (default: the task's test set: test_2016_flickr for "
+        "Multi30k, test for parsing, dev for the copy task)",
+    )
+    _add_decoding(p)
+    p.add_argument(
+        "--limit", type=int, metavar="N", help="score only the first N sentences"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="also write the JSON to FILE and the translations beside it "
+        "(FILE with suffix .hyp.txt); default: the JSON on stdout only",
     )
     _add_common(p)
 
-    p = sub.add_parser("translate", help="translate stdin to stdout, line by line")
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--beam", type=int, default=4)
-    p.add_argument("--alpha", type=float, default=0.6)
-    p.add_argument("--batch-tokens", type=int, default=4000)
-    _add_common(p)
 
-    p = sub.add_parser("average", help="average the last K checkpoints of a run")
-    p.add_argument("--run", required=True, type=Path)
-    p.add_argument("--last", type=int, default=5)
+def add_translate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path, help="model directory")
+    _add_decoding(p)
+    p.add_argument(
+        "--batch-tokens", type=int, default=4000, help="source tokens per batch"
+    )
+    _add_common(p)  # --data-mirror is accepted and unused
+
+
+def add_average_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, type=Path, help="run directory")
+    p.add_argument("--last", type=int, default=5, help="how many (default 5)")
     p.add_argument("--out", required=True, type=Path, help="output model directory")
 
-    p = sub.add_parser("info", help="parameters and settings of a preset or checkpoint")
+
+def add_info_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="preset name or model directory")
 
-    p = sub.add_parser("ship", help="fp16 copy of a run with a model card")
-    p.add_argument("--run", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
+
+def add_ship_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, type=Path, help="finished run directory")
+    p.add_argument(
+        "--out", required=True, type=Path, help="model directory, e.g. checkpoints/X"
+    )
     p.add_argument(
         "--with-steps",
         action="store_true",
@@ -94,31 +212,107 @@ def build_parser() -> argparse.ArgumentParser:
         help="also ship the last step checkpoint (weights only)",
     )
 
-    for name, (_, text) in PASSTHROUGH.items():
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("args", nargs=argparse.REMAINDER)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m aiayn``, one subparser per command."""
+    from . import complexity, export_hf, reproduce, variations
+
+    parser = argparse.ArgumentParser(
+        prog="python -m aiayn",
+        description="Attention Is All You Need, reproduced: train, translate, score.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    adders: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
+        "train": (add_train_arguments, "train a model from a named config"),
+        "evaluate": (add_evaluate_arguments, "score a model as its task is judged"),
+        "translate": (add_translate_arguments, "translate stdin to stdout"),
+        "average": (add_average_arguments, "average the last K checkpoints of a run"),
+        "info": (add_info_arguments, "parameters and settings of a preset or model"),
+        "ship": (add_ship_arguments, "fp16 copy of a run with a model card"),
+        "complexity": (complexity.add_arguments, "measure Table 1 (section 4)"),
+        "variations": (variations.add_arguments, "run Table 3's rows (section 6.2)"),
+        "export-hf": (export_hf.add_arguments, "export as a transformers MarianMT"),
+        "reproduce": (reproduce.add_arguments, "every full-budget number, one GPU"),
+    }
+    for name, (add, text) in adders.items():
+        add(sub.add_parser(name, help=text, description=text))
     return parser
 
 
+# --- the entry point --------------------------------------------------------------
+
+
+class _Signals:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, naming the signal."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.saved: dict[int, Any] = {}
+
+    def _raise(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signal.Signals(signum).name
+        raise KeyboardInterrupt(self.received)
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self.saved[s] = signal.signal(s, self._raise)
+
+    def ignore(self) -> None:
+        """No second interrupt while the first one is being reported."""
+        for s in self.saved:
+            signal.signal(s, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        for s, handler in self.saved.items():
+            signal.signal(s, handler)
+        self.saved = {}
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    """Run one command; 0 on success, 2 on a user error, 130 when interrupted.
+
+    Called as the program (no ``argv``), signals stay ignored after an interrupt
+    until the process exits, so a second Ctrl-C or torchrun's SIGTERM cannot end
+    it with a traceback.
+    """
+    as_program = argv is None
+    argv = sys.argv[1:] if argv is None else list(argv)
+    signals = _Signals()
+    signals.install()
+    interrupted = False
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args, argv)
     except AiaynError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; checkpoints written so far are complete", file=sys.stderr)
-        return 130
+        interrupted = True
+        signals.ignore()
+        how = signals.received or "SIGINT"
+        note = "; the checkpoints written so far are complete"
+        if argv[:1] == ["train"]:
+            note += " (continue with --resume)"
+        print(f"interrupted by {how}{note}", file=sys.stderr)
+        return INTERRUPTED
+    finally:
+        if not (interrupted and as_program):
+            signals.restore()
+
+
+def _command(argv: list[str]) -> str:
+    return "python -m aiayn " + shlex.join(argv)
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
     from .presets import get_preset
     from .train import train
 
-    cfg = get_preset(args.config).with_overrides(args.set)
-    command = "python -m aiayn " + shlex.join(argv)
+    cfg = get_preset(args.config).with_overrides(args.set)  # validates every value
+    resolve_device(args.device)
+    check_mirror(args.data_mirror)
+    check_output_dir(args.out)  # train() checks --resume against the run there
     metrics = train(
         cfg,
         args.out,
@@ -126,7 +320,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         mirror=args.data_mirror,
         device=args.device,
         progress=not args.no_progress,
-        command=command,
+        command=_command(argv),
     )
     if metrics:
         shown = {k: v for k, v in metrics.items() if k != "history"}
@@ -134,56 +328,63 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace):  # -> (model, tokenizer, cfg)
+def _load(args: argparse.Namespace, device: torch.device):  # -> (model, tok, cfg)
     from .checkpoint import load_model, read_config
     from .tokenizer import load_tokenizer
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.checkpoint, device)
     return model, load_tokenizer(args.checkpoint), read_config(args.checkpoint)
 
 
 def _evaluate(args: argparse.Namespace, argv: list[str]) -> int:
-    from . import multi30k
-    from .metrics import evaluate_translations
-    from .train import device_info
-    from .translate import translate
+    from .checkpoint import atomic_write, read_config
+    from .tasks import get_task
 
-    model, tok, cfg = _load(args)
-    if cfg.task != "multi30k":
-        raise AiaynError(f"{args.checkpoint} is a {cfg.task!r} model, not a translator")
-    pairs = multi30k.load_pairs(
-        args.split, cfg.src_lang, cfg.tgt_lang, mirror=args.data_mirror
-    )
+    check_decoding(args.beam, args.alpha)
+    check_at_least(args.limit, "--limit")
+    device = resolve_device(args.device)
+    check_mirror(args.data_mirror)
+    hyp_path = None
+    if args.out is not None:
+        hyp_path = args.out.with_suffix(".hyp.txt")
+        check_output_file(args.out)
+        check_output_file(hyp_path, "--out (its .hyp.txt)")
+    cfg = read_config(args.checkpoint)
+    task = get_task(cfg.task)
+    split = args.split or task.default_split
+    task.check_split(split)
+    model, tok, cfg = _load(args, device)
+    beam, alpha = _decoding(args, cfg)
     t0 = time.perf_counter()
-    hyps = translate(
+    result = task.evaluate_split(
         model,
         tok,
-        [s for s, _ in pairs],
-        args.beam,
-        args.alpha,
-        cfg.extra_len,
+        cfg,
+        split,
+        beam,
+        alpha,
+        limit=args.limit,
+        mirror=args.data_mirror,
         progress=True,
     )
     wall = time.perf_counter() - t0
-    result = evaluate_translations(hyps, [t for _, t in pairs], cfg.tgt_lang)
-    device = next(model.parameters()).device
-    result.update(
-        split=args.split,
-        beam=args.beam,
-        alpha=args.alpha,
-        pair=f"{cfg.src_lang}-{cfg.tgt_lang}",
-        decode_wall_s=round(wall, 2),
-        device=device_info(device),
-        torch=torch.__version__,
-        command="python -m aiayn " + shlex.join(argv),
-    )
-    from .checkpoint import atomic_write
-
-    out = args.out or args.checkpoint / f"eval_{args.split}.json"
-    atomic_write(out, json.dumps(result, indent=2))
-    atomic_write(out.with_suffix(".hyp.txt"), "".join(h + "\n" for h in hyps))
-    print(json.dumps(result, indent=2))
+    scores = {
+        **result.scores,
+        "task": task.name,
+        "split": split,
+        "limit": args.limit,
+        "beam": beam,
+        "alpha": alpha,
+        "decode_wall_s": round(wall, 2),
+        "device": device_info(device),
+        "torch": torch.__version__,
+        "command": _command(argv),
+    }
+    text = json.dumps(scores, indent=2)
+    if args.out is not None and hyp_path is not None:
+        atomic_write(args.out, text + "\n")
+        atomic_write(hyp_path, "".join(h + "\n" for h in result.outputs))
+    print(text)
     return 0
 
 
@@ -204,7 +405,10 @@ def _read_stdin_lines() -> list[str]:
 def _translate(args: argparse.Namespace, argv: list[str]) -> int:
     from .translate import translate
 
-    model, tok, _ = _load(args)
+    check_decoding(args.beam, args.alpha)
+    check_at_least(args.batch_tokens, "--batch-tokens")
+    model, tok, cfg = _load(args, resolve_device(args.device))
+    beam, alpha = _decoding(args, cfg)
     lines = _read_stdin_lines()
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -212,7 +416,7 @@ def _translate(args: argparse.Namespace, argv: list[str]) -> int:
             f"warning: {m}", file=sys.stderr
         )
         outs = translate(
-            model, tok, lines, args.beam, args.alpha, batch_tokens=args.batch_tokens
+            model, tok, lines, beam, alpha, cfg.extra_len, args.batch_tokens
         )
     sys.stdout.write("".join(o + "\n" for o in outs))
     return 0
@@ -223,11 +427,19 @@ def _average(args: argparse.Namespace, argv: list[str]) -> int:
 
     from . import checkpoint as ckpt
 
-    if args.last < 1:
-        raise AiaynError(f"--last must be at least 1, not {args.last}")
+    check_at_least(args.last, "--last")
+    check_output_dir(args.out)
+    same = args.out.resolve() == args.run.resolve()
+    if same or inside(args.out, args.run / "checkpoints"):
+        raise AiaynError(
+            f"--out {args.out} would overwrite the run {args.run} or its "
+            f"checkpoints; choose a directory of its own, e.g. {args.run}_avg"
+        )
     found = ckpt.list_checkpoints(args.run)
     if not found:
-        raise AiaynError(f"no checkpoints under {args.run}/checkpoints")
+        raise AiaynError(
+            f"no checkpoints under {args.run}/checkpoints; is --run a run directory?"
+        )
     chosen = found[-args.last :]
     model = ckpt.load_model(chosen[-1])
     ckpt.load_into(model, ckpt.average_checkpoints(chosen), args.run)
@@ -259,34 +471,64 @@ def _info(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _ship(args: argparse.Namespace, argv: list[str]) -> int:
+    from . import checkpoint as ckpt
     from .ship import ship
 
+    check_output_dir(args.out)
+    if inside(args.out, args.run) or inside(args.run, args.out):
+        raise AiaynError(
+            f"--out {args.out} and --run {args.run} overlap, and shipping replaces "
+            "--out: give it a directory of its own, e.g. checkpoints/NAME"
+        )
+    if args.out.is_dir() and any(args.out.iterdir()):
+        if not (args.out / ckpt.CONFIG).is_file():
+            raise AiaynError(
+                f"--out {args.out} is a directory that is not a model directory, "
+                "and shipping replaces it; name a new directory or an earlier "
+                "shipped model, e.g. checkpoints/NAME"
+            )
+    if not (args.run / "metrics.json").is_file():
+        raise AiaynError(
+            f"{args.run} has no metrics.json: is --run a finished training run?"
+        )
     out = ship(args.run, args.out, args.with_steps, args.with_last)
     print((out / "README.md").read_text())
     return 0
 
 
-# Subcommands whose module parses its own arguments: name -> (module, help).
-PASSTHROUGH = {
-    "complexity": ("complexity", "measure Table 1 (section 4); --help for options"),
-    "variations": ("variations", "run the Table 3 variations (section 6.2)"),
-    "export-hf": ("export_hf", "export a checkpoint as a transformers MarianMTModel"),
-}
+def _complexity(args: argparse.Namespace, argv: list[str]) -> int:
+    from . import complexity
+
+    return complexity.run(args, _command(argv))
 
 
-def _passthrough(args: argparse.Namespace, argv: list[str]) -> int:
-    import importlib
+def _variations(args: argparse.Namespace, argv: list[str]) -> int:
+    from . import variations
 
-    module = importlib.import_module(f"aiayn.{PASSTHROUGH[args.command][0]}")
-    return int(module.main(args.args) or 0)
+    return variations.run(args, _command(argv))
 
 
-COMMANDS = {
+def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
+    from . import reproduce
+
+    return reproduce.run(args, _command(argv))
+
+
+def _export_hf(args: argparse.Namespace, argv: list[str]) -> int:
+    from . import export_hf
+
+    return export_hf.run(args)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "train": _train,
     "evaluate": _evaluate,
     "translate": _translate,
     "average": _average,
     "info": _info,
     "ship": _ship,
-    **{name: _passthrough for name in PASSTHROUGH},
+    "complexity": _complexity,
+    "variations": _variations,
+    "export-hf": _export_hf,
+    "reproduce": _reproduce,
 }

@@ -46,10 +46,10 @@ import platform
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -575,51 +575,53 @@ def device_name(device: str) -> str:
 
 
 def _write_json(path: str, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, then os.replace)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically, with the user's umask."""
+    from .checkpoint import atomic_write
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(Path(path), json.dumps(data, indent=1) + "\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m aiayn.complexity --device cpu --budget small --out t1.json``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m aiayn.complexity")
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m aiayn.complexity`` (and ``aiayn complexity``)."""
+    parser.add_argument(
+        "--device", help="cpu, cuda, cuda:1 ... (default or auto: cuda if any)"
+    )
     parser.add_argument("--budget", default="small", choices=list(BUDGETS))
-    parser.add_argument("--kinds", nargs="+", default=list(KINDS), metavar="KIND")
+    parser.add_argument(
+        "--kinds", nargs="+", default=list(KINDS), metavar="KIND", help=", ".join(KINDS)
+    )
     parser.add_argument("--ns", nargs="+", type=int, help="override the budget's ns")
     parser.add_argument("--ds", nargs="+", type=int, help="override the budget's ds")
     parser.add_argument("--out", default="table1.json", help="JSON file to write")
     parser.add_argument(
         "--threads", type=int, help="CPU threads (1 keeps timings steady when shared)"
     )
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace, command: str) -> int:
+    """Measure the table :func:`add_arguments` describes and write ``--out``."""
+    from .cli import check_at_least, check_output_file
+    from .env import resolve_device
+
+    device = str(resolve_device(None if args.device == "auto" else args.device))
+    check_output_file(args.out)
+    check_at_least(args.threads, "--threads")
+    unknown = [k for k in args.kinds if k not in KINDS]
+    if unknown:
+        raise AiaynError(f"unknown --kinds {unknown}; choose from {', '.join(KINDS)}")
+    for flag, values in (("--ns", args.ns), ("--ds", args.ds)):
+        for v in values or []:
+            check_at_least(v, flag)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     start, load = time.perf_counter(), os.getloadavg()[0]
-    try:
-        rows = measure_table(
-            args.ns, args.ds, device, args.kinds, args.budget, not args.no_progress
-        )
-    except AiaynError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    rows = measure_table(
+        args.ns, args.ds, device, args.kinds, args.budget, not args.no_progress
+    )
     data = {
-        "command": shlex.join(["python", "-m", "aiayn.complexity", *argv]),
+        "command": command,
         "device": device,
         "device_name": device_name(device),
         "torch_version": torch.__version__,
@@ -641,6 +643,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     print(f"wrote {len(rows)} rows to {args.out} in {data['wall_s']} s")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m aiayn.complexity --device cpu --budget small --out t1.json``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m aiayn.complexity", description=__doc__.splitlines()[0]
+    )
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+        return run(args, shlex.join(["python", "-m", "aiayn.complexity", *argv]))
+    except AiaynError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

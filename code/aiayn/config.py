@@ -20,10 +20,19 @@ from typing import Any
 
 from .errors import AiaynError
 
+AMP_CHOICES = ("auto", "fp32", "bf16", "fp16")  # TrainConfig.amp
+VOCAB_KINDS = ("bpe", "wordpiece")  # TrainConfig.vocab_kind
+
 
 @dataclass
 class ModelConfig:
-    """The Transformer's architecture. Defaults are the paper's base model."""
+    """The Transformer's architecture. Defaults are the paper's base model.
+
+    ``d_k`` and ``d_v`` store what was asked for: None (the default) means
+    d_model / h, the paper's h * d_k = d_model, and follows any later change of
+    d_model or n_heads. :attr:`head_dim_k` and :attr:`head_dim_v` are the widths
+    the layers are built with.
+    """
 
     vocab_size: int = 37000  # shared source-target BPE vocabulary (section 5.1)
     src_vocab_size: int | None = None  # None: the source shares the target's
@@ -31,10 +40,11 @@ class ModelConfig:
     d_ff: int = 2048  # inner width of the position-wise feed-forward network
     n_heads: int = 8  # h, parallel attention heads
     n_layers: int = 6  # N, identical layers in the encoder and in the decoder
-    d_k: int | None = None  # per-head query/key width; None: d_model // n_heads
-    d_v: int | None = None  # per-head value width; None: d_model // n_heads
+    d_k: int | None = None  # per-head query/key width; None: d_model / n_heads
+    d_v: int | None = None  # per-head value width; None: d_model / n_heads
     dropout: float = 0.1  # P_drop: sublayer outputs and embedding sums
     attention_dropout: float = 0.0  # not in the paper (tensor2tensor's option)
+    relu_dropout: float = 0.0  # on the FFN's ReLU; not in the paper (tensor2tensor)
     label_smoothing: float = 0.1  # eps_ls (section 5.4)
     max_len: int = 256  # longest sequence the positional encoding covers
     pad_id: int = 0
@@ -46,22 +56,36 @@ class ModelConfig:
     scale_embeddings: bool = True  # multiply embeddings by sqrt(d_model) (3.4)
 
     def __post_init__(self) -> None:
-        heads = max(self.n_heads, 1)  # n_heads <= 0 is reported below
-        if self.d_k is None:
-            self.d_k = self.d_model // heads
-        if self.d_v is None:
-            self.d_v = self.d_model // heads
         problems = []
         if self.vocab_size < 5:
             problems.append(f"vocab_size={self.vocab_size} (needs >= 5)")
-        for name in ("d_model", "d_ff", "n_heads", "n_layers", "d_k", "d_v", "max_len"):
+        for name in ("d_model", "d_ff", "n_heads", "n_layers", "max_len"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name}={getattr(self, name)} (must be positive)")
-        for name in ("dropout", "attention_dropout", "label_smoothing"):
+        for name in ("d_k", "d_v"):  # None is d_model / n_heads
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                problems.append(f"{name}={getattr(self, name)} (must be positive)")
+        derived = self.d_k is None or self.d_v is None
+        if derived and self.n_heads > 0 and self.d_model % self.n_heads:
+            problems.append(
+                f"d_model={self.d_model} is not a multiple of n_heads={self.n_heads} "
+                "(d_k or d_v is None, meaning d_model / n_heads; set them)"
+            )
+        for name in ("dropout", "attention_dropout", "relu_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 problems.append(f"{name}={getattr(self, name)} (must be in [0, 1))")
         if problems:
             raise AiaynError("invalid ModelConfig: " + ", ".join(problems))
+
+    @property
+    def head_dim_k(self) -> int:
+        """d_k as built: the query/key width of one head (d_model / h if None)."""
+        return self.d_k if self.d_k is not None else self.d_model // self.n_heads
+
+    @property
+    def head_dim_v(self) -> int:
+        """d_v as built: the value width of one head (d_model / h if None)."""
+        return self.d_v if self.d_v is not None else self.d_model // self.n_heads
 
     @property
     def shared_vocab(self) -> bool:
@@ -109,7 +133,9 @@ class TrainConfig:
     copy_train_size: int = 20000  # distinct random sequences per epoch
     copy_test_size: int = 500
     # optimisation (section 5.3)
-    max_tokens: int = 25000  # about this many source and target tokens per batch
+    max_tokens: int = 25000  # padded source and target tokens per optimizer step
+    # (the paper's "25000 source and 25000 target tokens" per batch), split evenly
+    # over the world_size * accum micro-batches of a step
     accum: int = 1  # micro-batches per optimizer step (emulates larger batches)
     max_steps: int = 100000  # the base model trains for 100k steps
     warmup: int = 4000  # warmup_steps
@@ -132,6 +158,59 @@ class TrainConfig:
     extra_len: int = 50  # maximum output length = input length + extra_len
     notes: str = ""  # one line on why this preset departs from the paper
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """AiaynError listing every value the training loop cannot run with."""
+        problems = []
+        at_least_one = (
+            "max_steps accum max_tokens warmup eval_every save_every "
+            "keep_checkpoints average_last beam_size max_sentence_len copy_symbols "
+            "copy_min_len copy_train_size copy_test_size"
+        ).split()
+        for name in at_least_one:  # 0 divides by zero, hangs or keeps nothing
+            if not getattr(self, name) >= 1:
+                problems.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        for name in ("train_limit", "dev_limit", "eval_max_sentences"):
+            value = getattr(self, name)
+            if value is not None and not value >= 1:
+                problems.append(f"{name}={value} (must be >= 1, or none for all)")
+        if not self.copy_max_len >= self.copy_min_len:
+            problems.append(
+                f"copy_max_len={self.copy_max_len} (must be >= copy_min_len="
+                f"{self.copy_min_len})"
+            )
+        if not self.extra_len >= 0:
+            problems.append(f"extra_len={self.extra_len} (must be >= 0)")
+        if not self.alpha >= 0:  # beam search's early stop assumes alpha >= 0
+            problems.append(f"alpha={self.alpha} (must be >= 0)")
+        for name in ("lr_factor", "adam_eps"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name}={getattr(self, name)} (must be > 0)")
+        betas = self.adam_betas
+        numbers = all(isinstance(b, int | float) for b in betas)
+        if len(betas) != 2 or not numbers or not all(0 <= b < 1 for b in betas):
+            problems.append(f"adam_betas={list(betas)} (two values in [0, 1))")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            problems.append(
+                f"clip_grad_norm={self.clip_grad_norm} (must be > 0, or none)"
+            )
+        if self.amp not in AMP_CHOICES:
+            problems.append(f"amp={self.amp!r} (one of {', '.join(AMP_CHOICES)})")
+        if self.vocab_kind not in VOCAB_KINDS:
+            problems.append(
+                f"vocab_kind={self.vocab_kind!r} (one of {', '.join(VOCAB_KINDS)})"
+            )
+        if not isinstance(self.model, ModelConfig):
+            problems.append(f"model={self.model!r} (must be a ModelConfig)")
+        if problems:
+            listed = ", ".join(problems)
+            raise AiaynError(
+                f"invalid TrainConfig {self.name!r}: {listed}; fix the preset or "
+                "the --set value"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (nested for the model)."""
         return asdict(self)
@@ -151,23 +230,18 @@ class TrainConfig:
 
     def with_overrides(self, assignments: list[str]) -> TrainConfig:
         """Apply ``key=value`` strings: ``max_steps=200``, ``model.dropout=0.3``."""
-        cfg = self
+        model: dict[str, Any] = {}  # both configs are validated once, at the end
+        top: dict[str, Any] = {}
         for item in assignments:
             key, sep, raw = item.partition("=")
             if not sep:
                 raise AiaynError(f"--set expects key=value, got {item!r}")
             if key.startswith("model."):
                 sub = key.removeprefix("model.")
-                changes = {sub: _parse_field(ModelConfig, sub, raw)}
-                if sub in ("d_model", "n_heads"):  # a default d_k, d_v follows
-                    default = cfg.model.d_model // cfg.model.n_heads
-                    for name in ("d_k", "d_v"):
-                        if getattr(cfg.model, name) == default:
-                            changes[name] = None  # re-derived by __post_init__
-                cfg = replace(cfg, model=replace(cfg.model, **changes))
+                model[sub] = _parse_field(ModelConfig, sub, raw)
             else:
-                cfg = replace(cfg, **{key: _parse_field(TrainConfig, key, raw)})
-        return cfg
+                top[key] = _parse_field(TrainConfig, key, raw)
+        return replace(self, model=replace(self.model, **model), **top)
 
 
 def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:

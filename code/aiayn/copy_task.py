@@ -1,4 +1,4 @@
-"""The copy task: a toy that shows the whole machine works in a minute on a CPU.
+"""The copy task: a toy that shows the whole machine works, in minutes on a CPU.
 
 The model reads a random sequence of symbols and must write the same sequence. It
 needs every part of the Transformer (the encoder to read, attention across to look
@@ -6,6 +6,10 @@ back at the source, the causal decoder to write one symbol at a time) and no rea
 data, so it is the first thing to train (The Annotated Transformer does the same).
 Symbols 0..n-1 are token ids 4..n+3 (after pad, bos, eos, unk); the training and
 held-out sets are drawn with different seeds and share no sequence.
+
+Training the ``copy`` preset took 44 s on an idle 2-core CPU and 392 s on the same
+machine under load (the shipped run; each run's ``metrics.json`` records its own
+``wall_time_s`` and device).
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ def copy_pairs(
 
 
 def copy_config() -> TrainConfig:
-    """The ``copy`` preset: a 2-layer model that learns to copy in about a minute."""
+    """The ``copy`` preset: a 2-layer model that learns to copy exactly.
+
+    1400 steps; 44 s on an idle 2-core CPU, 392 s under load.
+    """
     n_symbols = 10
     return TrainConfig(
         name="copy",

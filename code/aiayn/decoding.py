@@ -11,14 +11,31 @@ over sentences and use the decoder's key/value cache, so each step runs the deco
 on one new position only. Neither ever emits padding or beginning-of-sentence.
 
 Both return, for each source sentence, its output token ids without BOS and EOS.
+They decode in evaluation mode (no dropout) and leave the model in the mode they
+found it, so decoding in the middle of training keeps training's dropout.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .model import Transformer, reorder_cache
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Evaluation mode inside the block; every submodule's own mode restored after."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def length_penalty(length: Tensor | int, alpha: float) -> Tensor:
@@ -51,7 +68,13 @@ def greedy_decode(
     model: Transformer, src: Tensor, max_len: int | None = None, extra_len: int = 50
 ) -> list[list[int]]:
     """Pick the most probable next token until EOS or the length limit."""
-    model.eval()
+    with eval_mode(model):
+        return _greedy_decode(model, src, max_len, extra_len)
+
+
+def _greedy_decode(
+    model: Transformer, src: Tensor, max_len: int | None, extra_len: int
+) -> list[list[int]]:
     cfg = model.cfg
     B = src.size(0)
     limits = _output_limits(model, src, max_len, extra_len)  # (B,)
@@ -98,7 +121,18 @@ def beam_search(
     its best finished one: with alpha >= 0 the best a live hypothesis can reach is
     its log-probability divided by lp(limit), since log-probabilities only fall.
     """
-    model.eval()
+    with eval_mode(model):
+        return _beam_search(model, src, beam_size, alpha, max_len, extra_len)
+
+
+def _beam_search(
+    model: Transformer,
+    src: Tensor,
+    beam_size: int,
+    alpha: float,
+    max_len: int | None,
+    extra_len: int,
+) -> list[list[int]]:
     cfg = model.cfg
     B, K, device = src.size(0), beam_size, src.device
     limits = _output_limits(model, src, max_len, extra_len)  # (B,)

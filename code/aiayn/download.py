@@ -11,6 +11,8 @@ the canonical URL. A mirror is a local directory or a base URL (``http://``,
 is env ``AIAYN_CACHE`` or ``~/.cache/aiayn``, laid out the same way. Bytes go
 to a temp file beside the target and are moved into place (``os.replace``)
 only once their checksum matches, so the cache never holds half a file.
+Cached files get the mode a plain ``open`` gives (0666 less the umask), and so
+does every file that `temp_file_beside` and `temp_dir_beside` start.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,8 +39,44 @@ CACHE_ENV = "AIAYN_CACHE"
 DEFAULT_TIMEOUT = 30.0  # seconds without data before a download is given up
 CHUNK = 1 << 16  # bytes per read
 _URL_SCHEMES = ("http://", "https://", "file://")
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # a new file, never an old one
+_TEMP_FLAGS |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 log = logging.getLogger(__name__)
+
+
+def _temp_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+
+
+def temp_file_beside(target: Path) -> tuple[int, Path]:
+    """A new empty file next to `target`, open for writing: (descriptor, path).
+
+    Like `tempfile.mkstemp`, but with the mode a plain ``open`` gives, 0666
+    less the umask (mkstemp's is 0600), so renaming it onto `target` leaves
+    the file as shared as any other the user writes.
+    """
+    target = Path(target)
+    for _ in range(100):
+        path = _temp_name(target)
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o666), path  # the umask applies
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def temp_dir_beside(target: Path) -> Path:
+    """A new empty folder next to `target`, mode 0777 less the umask (mkdtemp: 0700)."""
+    target = Path(target)
+    for _ in range(100):
+        path = _temp_name(target)
+        try:
+            path.mkdir(0o777)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 def _cache_root() -> Path:
@@ -170,10 +208,7 @@ def fetch(
     if mirror is None:
         mirror = os.environ.get(MIRROR_ENV) or None
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"
-    )
-    tmp = Path(tmp_name)
+    fd, tmp = temp_file_beside(dest)
     src = _source(relpath, url, mirror)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -194,7 +229,6 @@ def fetch(
                 "point the mirror at a verified copy.\n"
                 + _how_to_provide(relpath, url, dest, sha256)
             )
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a cache is shared
         os.replace(tmp, dest)
     except (OSError, http.client.HTTPException) as e:
         tmp.unlink(missing_ok=True)

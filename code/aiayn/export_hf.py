@@ -62,7 +62,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -72,6 +71,7 @@ from torch import Tensor
 
 from .checkpoint import load_model
 from .config import ModelConfig
+from .download import temp_dir_beside
 from .errors import AiaynError
 from .model import Transformer
 from .tokenizer import (
@@ -106,8 +106,9 @@ def marian_config(cfg: ModelConfig) -> Any:
         problems.append("norm_first=True (Marian is post-norm)")
     if cfg.learned_positions:
         problems.append("learned_positions=True (Marian has sinusoids only)")
-    if cfg.d_k * cfg.n_heads != cfg.d_model or cfg.d_v * cfg.n_heads != cfg.d_model:
-        problems.append(f"d_k={cfg.d_k}, d_v={cfg.d_v} (Marian needs d_model / h)")
+    d_k, d_v = cfg.head_dim_k, cfg.head_dim_v
+    if d_k * cfg.n_heads != cfg.d_model or d_v * cfg.n_heads != cfg.d_model:
+        problems.append(f"d_k={d_k}, d_v={d_v} (Marian needs d_model / h)")
     if cfg.d_model % 2:
         problems.append(f"odd d_model={cfg.d_model}")
     if problems:
@@ -126,7 +127,7 @@ def marian_config(cfg: ModelConfig) -> Any:
         activation_function="relu",
         dropout=cfg.dropout,
         attention_dropout=cfg.attention_dropout,
-        activation_dropout=0.0,
+        activation_dropout=cfg.relu_dropout,
         max_position_embeddings=cfg.max_len,
         scale_embedding=cfg.scale_embeddings,
         share_encoder_decoder_embeddings=share,
@@ -318,7 +319,7 @@ def export_hf(
     diff = check_logits(model, hf)
     tokenizer = _find_tokenizer(checkpoint_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    tmp = temp_dir_beside(out_dir)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # HF's notes on tied/unsaved weights
@@ -326,6 +327,10 @@ def export_hf(
             if tokenizer is not None:
                 hf_tokenizer(tokenizer, model.cfg.max_len).save_pretrained(tmp)
         (tmp / "README.md").write_text(_card(checkpoint_dir, train_cfg.name, diff))
+        mode = (tmp / "README.md").stat().st_mode & 0o777  # 0666 less the umask
+        for f in tmp.rglob("*"):  # safetensors writes 0600 whatever the umask
+            if f.is_file():
+                f.chmod(mode)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.replace(out_dir)
@@ -374,6 +379,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``export-hf`` from parsed arguments; prints a JSON summary."""
+    from .checkpoint import read_config
+    from .cli import check_output_dir, inside
+
+    read_config(args.checkpoint)  # a model directory, or an error saying so
+    check_output_dir(args.out)
+    if inside(args.checkpoint, args.out) or inside(args.out, args.checkpoint):
+        raise AiaynError(
+            f"--out {args.out} overlaps --checkpoint {args.checkpoint}, and the "
+            "export replaces --out; choose a directory of its own, e.g. "
+            f"{args.checkpoint}_hf"
+        )
     print(json.dumps(export_hf(args.checkpoint, args.out, args.force), indent=2))
     return 0
 

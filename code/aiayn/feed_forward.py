@@ -6,6 +6,9 @@
 different parameters from layer to layer. Another way of describing this is as two
 convolutions with kernel size 1. The dimensionality of input and output is
 d_model = 512, and the inner-layer has dimensionality d_ff = 2048."
+
+``relu_dropout`` (ModelConfig.relu_dropout, tensor2tensor's option of that name)
+drops units of the inner layer during training; the paper's setting is 0 (off).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ class PositionwiseFeedForward(nn.Module):
         super().__init__()
         self.w_1 = nn.Linear(d_model, d_ff)
         self.w_2 = nn.Linear(d_ff, d_model)
-        self.dropout = nn.Dropout(relu_dropout)  # 0 in the paper
+        self.dropout = nn.Dropout(relu_dropout)  # on max(0, x W_1 + b_1); 0: off
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, d_model) -> (B, T, d_model)."""

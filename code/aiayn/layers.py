@@ -40,8 +40,16 @@ class SublayerConnection(nn.Module):
 
 def _attention(cfg: ModelConfig) -> MultiHeadAttention:
     return MultiHeadAttention(
-        cfg.d_model, cfg.n_heads, cfg.d_k, cfg.d_v, cfg.attention_dropout
+        cfg.d_model,
+        cfg.n_heads,
+        cfg.head_dim_k,
+        cfg.head_dim_v,
+        cfg.attention_dropout,
     )
+
+
+def _feed_forward(cfg: ModelConfig) -> PositionwiseFeedForward:
+    return PositionwiseFeedForward(cfg.d_model, cfg.d_ff, cfg.relu_dropout)
 
 
 class EncoderLayer(nn.Module):
@@ -50,7 +58,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.self_attn = _attention(cfg)
-        self.feed_forward = PositionwiseFeedForward(cfg.d_model, cfg.d_ff)
+        self.feed_forward = _feed_forward(cfg)
         self.sublayers = nn.ModuleList(
             SublayerConnection(cfg.d_model, cfg.dropout, cfg.norm_first)
             for _ in range(2)
@@ -69,7 +77,7 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.self_attn = _attention(cfg)
         self.cross_attn = _attention(cfg)
-        self.feed_forward = PositionwiseFeedForward(cfg.d_model, cfg.d_ff)
+        self.feed_forward = _feed_forward(cfg)
         self.sublayers = nn.ModuleList(
             SublayerConnection(cfg.d_model, cfg.dropout, cfg.norm_first)
             for _ in range(3)

@@ -143,6 +143,35 @@ def load(
     return lines
 
 
+PREPROCESSING = ("raw", "lc.norm.tok")
+
+
+def preprocess(lines: list[str], lang: str, kind: str = "raw") -> list[str]:
+    """``lines`` as the Multi30k literature reads them.
+
+    ``raw``: unchanged, cased, as published (the sub-word tokenizer does the rest).
+    ``lc.norm.tok``: the official ``*.lc.norm.tok.*`` files of the Multi30k
+    repository, rebuilt from the raw text: lowercased, Moses punctuation
+    normalisation, Moses tokenisation with XML escaping (``'`` becomes
+    ``&apos;``), as in the dataset's ``lowercase.perl | normalize-punctuation.perl
+    | tokenizer.perl`` pipeline; sacremoses is the Python port of those scripts.
+    """
+    if kind == "raw":
+        return list(lines)
+    if kind != "lc.norm.tok":
+        raise AiaynError(
+            f"unknown preprocessing {kind!r}; choose one of {', '.join(PREPROCESSING)}"
+        )
+    from sacremoses import MosesPunctNormalizer, MosesTokenizer
+
+    normalizer, tokenizer = MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
+    return [
+        tokenizer.tokenize(normalizer.normalize(line.lower()), escape=True,
+                           return_str=True)
+        for line in lines
+    ]  # fmt: skip
+
+
 def load_pairs(
     split: str,
     src_lang: str,
@@ -151,13 +180,14 @@ def load_pairs(
     mirror: str | Path | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    preprocessing: str = "raw",
 ) -> list[tuple[str, str]]:
-    """Aligned (source, target) sentence pairs of one split."""
+    """Aligned (source, target) sentence pairs of one split, preprocessed."""
     for lang in (src_lang, tgt_lang):
         _filename(split, lang)  # fail on a bad pair before fetching anything
     kw = {"mirror": mirror, "cache_dir": cache_dir, "progress": progress}
-    src = load(split, src_lang, **kw)
-    tgt = load(split, tgt_lang, **kw)
+    src = preprocess(load(split, src_lang, **kw), src_lang, preprocessing)
+    tgt = preprocess(load(split, tgt_lang, **kw), tgt_lang, preprocessing)
     if len(src) != len(tgt):
         raise AiaynError(
             f"Multi30k {split}: {len(src)} {src_lang} lines but {len(tgt)} "

@@ -56,16 +56,16 @@ def ship(
         names = (ckpt.CONFIG, "metrics.json", "log.jsonl", *TOKENIZER_FILES)
         for name in names:
             if (run / name).is_file():
-                shutil.copy(run / name, tmp / name)
+                shutil.copyfile(run / name, tmp / name)
         for path in run.glob("eval_*.json"):
-            shutil.copy(path, tmp / path.name)
+            shutil.copyfile(path, tmp / path.name)
         steps = ckpt.list_checkpoints(run)
         for step in steps if with_steps else steps[-1:] if with_last else []:
             dst = tmp / "checkpoints" / step.name
             dst.mkdir(parents=True)
             m = ckpt.load_model(step)
             ckpt.save_weights(dst / ckpt.WEIGHTS, m, torch.float16)
-            shutil.copy(step / ckpt.CONFIG, dst / ckpt.CONFIG)
+            shutil.copyfile(step / ckpt.CONFIG, dst / ckpt.CONFIG)
         (tmp / "README.md").write_text(model_card(tmp, out.name))
         if out.exists():
             shutil.rmtree(out)

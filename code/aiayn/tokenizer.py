@@ -19,8 +19,9 @@ pad=0, bos=1, eos=2, unk=3 (``encode`` adds no BOS/EOS; batching does that).
   unambiguous. Word pieces cannot fall back to bytes: a word with a character
   outside the training alphabet (or longer than 99 characters) becomes one
   ``<unk>``, which ``decode`` drops. Unlike [38], the vocabulary is grown by
-  BPE-style merges (Hugging Face's WordPieceTrainer), not by language-model
-  likelihood, and a literal ``▁`` in the text reads as a space.
+  BPE merges (as Hugging Face's WordPieceTrainer does, see `_word_pieces`),
+  not by language-model likelihood, and a literal ``▁`` in the text reads as
+  a space.
 - `ParseTokenizer` (constituency parsing, section 6.3): whole words in, tree
   symbols out, two vocabularies; rare words fall back to a class by shape.
 
@@ -35,7 +36,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,6 +45,7 @@ from typing import Literal, Protocol, runtime_checkable
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
+from .download import temp_file_beside
 from .errors import AiaynError
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
@@ -93,14 +94,17 @@ def _checked_ids(ids: Sequence[int], vocab_size: int) -> list[int]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temp file in the same directory."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `text` to `path` through a temp file in the same directory.
+
+    The file gets the mode a plain ``open`` gives (0666 less the umask).
+    """
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -154,29 +158,53 @@ class SymbolTokenizer:
 
 
 def _untrained(kind: Kind, vocab_size: int) -> tuple[HFTokenizer, trainers.Trainer]:
-    """An empty Hugging Face tokenizer of `kind` and the trainer that fills it."""
-    specials = list(SPECIAL_TOKENS)
+    """An empty BPE tokenizer for `kind` and the trainer that fills it.
+
+    Both kinds train BPE merges; WordPiece then renames them (`_word_pieces`).
+    """
+    hf = HFTokenizer(models.BPE(unk_token="<unk>"))
     if kind == "bpe":
-        hf = HFTokenizer(models.BPE(unk_token="<unk>"))
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         hf.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            special_tokens=specials,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes
-            show_progress=False,
-        )
+        alphabet = pre_tokenizers.ByteLevel.alphabet()  # all 256 bytes
     else:
-        hf = HFTokenizer(models.WordPiece(unk_token="<unk>"))  # "##" continues
         marker = {"replacement": "▁", "prepend_scheme": "always", "split": True}
         hf.pre_tokenizer = pre_tokenizers.Metaspace(**marker)  # "a b" -> "▁a", "▁b"
-        # ["▁a", "##b", "▁c"] -> ["▁a", "b", " ▁c"] -> "ab c"
-        wordpiece = decoders.WordPiece(prefix="##", cleanup=False)
-        hf.decoder = decoders.Sequence([wordpiece, decoders.Replace("▁", "")])
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=specials, show_progress=False
-        )
+        alphabet = []  # the characters seen, sorted by code point
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=alphabet,
+        show_progress=False,
+    )  # no continuing_subword_prefix: see `_word_pieces`
     return hf, trainer
+
+
+def _word_pieces(bpe: HFTokenizer) -> HFTokenizer:
+    """The WordPiece tokenizer of a BPE trained on ``▁``-marked words, same ids.
+
+    Hugging Face's WordPieceTrainer is this BPE training with the prefix ``##``
+    on every piece inside a word, then ``WordPiece::from_bpe``. It creates the
+    ``##`` pieces in hash-map order, so their ids, and the merges that equal
+    counts tie-break by id, change from run to run (huggingface/tokenizers
+    issue 1794). Here every word starts with ``▁``, so a piece without a
+    leading ``▁`` is inside a word: the same merges, counted alike, are learned
+    without the prefix (every id then deterministic) and renamed ``##`` after.
+    Unlike Hugging Face's, the vocabulary keeps no bare copy of each character
+    (no word starts with one), so those ids go to merges instead.
+    """
+    n = len(SPECIAL_TOKENS)
+    vocab = {
+        p if i < n or p.startswith("▁") else f"##{p}": i
+        for p, i in bpe.get_vocab(with_added_tokens=False).items()
+    }
+    hf = HFTokenizer(models.WordPiece(vocab, unk_token="<unk>"))  # "##" continues
+    hf.pre_tokenizer = bpe.pre_tokenizer
+    # ["▁a", "##b", "▁c"] -> ["▁a", "b", " ▁c"] -> "ab c"
+    wordpiece = decoders.WordPiece(prefix="##", cleanup=False)
+    hf.decoder = decoders.Sequence([wordpiece, decoders.Replace("▁", "")])
+    hf.add_special_tokens(list(SPECIAL_TOKENS))
+    return hf
 
 
 class SubwordTokenizer:
@@ -198,7 +226,10 @@ class SubwordTokenizer:
     ) -> SubwordTokenizer:
         """Learn a vocabulary of about `vocab_size` entries from `texts`.
 
-        BPE never has fewer than 260 (4 special tokens and 256 bytes).
+        BPE never has fewer than 260 (4 special tokens and 256 bytes). Training
+        is deterministic: the same texts, in any order, give the same
+        ``tokenizer.json`` byte for byte, in any process and with any number of
+        threads (checked with tokenizers 0.23 and 1 or 2 threads).
         """
         if kind not in ("bpe", "wordpiece"):
             raise AiaynError(f"kind must be 'bpe' or 'wordpiece', got {kind!r}")
@@ -216,7 +247,7 @@ class SubwordTokenizer:
         hf.train_from_iterator(sentences(), trainer)
         if count == 0:
             raise AiaynError("cannot train a tokenizer on no sentences")
-        return cls(hf, kind)
+        return cls(hf if kind == "bpe" else _word_pieces(hf), kind)
 
     @property
     def vocab_size(self) -> int:

@@ -2,13 +2,18 @@
 
 One function, :func:`train`, runs on a CPU, one GPU, or several GPUs under
 ``torchrun`` (DistributedDataParallel; gloo on CPU, NCCL on CUDA) with the same
-code. Each optimizer step consumes ``world_size * accum`` token-batches, micro-batch
-i going to rank i % world_size, and the loss is normalised by the number of target
+code. ``TrainConfig.max_tokens`` is the batch of one optimizer step, as in the
+paper's "25000 source and 25000 target tokens per batch": it is split into
+``world_size * accum`` micro-batches of ``max_tokens // (world_size * accum)``
+tokens, micro-batch i going to rank i % world_size, so adding GPUs or accumulation
+changes the speed, not the recipe. The loss is normalised by the number of target
 tokens in the whole global batch, so one step of N processes equals one step of a
 single process that accumulates the same N micro-batches (a test checks this).
 
-Mixed precision: bf16 autocast on GPUs that support it, fp16 with gradient scaling
-on those that do not (Colab's T4), fp32 on the CPU. Checkpoints are written every
+The loop receives a task (`aiayn.tasks`) and never asks which one it is: the task
+builds the data and judges the model. Mixed precision: bf16 autocast on GPUs with
+native bf16, fp16 with gradient scaling on older ones (Colab's T4), fp32 on the
+CPU (`aiayn.env.amp_dtype`). Checkpoints are written every
 ``save_every`` steps; at the end the last ``average_last`` are averaged (section
 6.1) into ``OUT/model.safetensors``, and ``OUT/metrics.json`` records the result
 with its device, wall time and command.
@@ -20,7 +25,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import sys
@@ -37,29 +41,14 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from .batching import batch_stream, collate, token_batches
 from .config import TrainConfig
+from .decoding import eval_mode
+from .env import amp_dtype, device_info, resolve_device
 from .errors import AiaynError
 from .loss import cross_entropy_loss
 from .model import Transformer
 from .schedule import make_optimizer, make_scheduler
-from .tasks import TaskData, evaluate, prepare
-
-
-def device_info(device: torch.device) -> str:
-    """A human-readable name of the device, for every reported number."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: None means full fp32."""
-    if cfg.amp == "fp32" or (cfg.amp == "auto" and device.type != "cuda"):
-        return None
-    if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    if cfg.amp in ("fp16", "auto"):
-        return torch.float16
-    raise AiaynError(f"amp must be auto, fp32, bf16 or fp16, not {cfg.amp!r}")
+from .tasks import Task, TaskData, get_task
+from .tokenizer import TOKENIZER_FILE, load_tokenizer
 
 
 def _dist_setup() -> tuple[int, int, int]:
@@ -82,24 +71,27 @@ def _seed_all(seed: int) -> None:
 def dev_loss(
     model: Transformer, data: TaskData, max_tokens: int, device: torch.device
 ) -> dict[str, float]:
-    """Per-token cross-entropy on the dev set: label-smoothed and plain (perplexity)."""
-    model.eval()
+    """Per-token cross-entropy on the dev set: label-smoothed and plain (perplexity).
+
+    The model is evaluated without dropout and left in the mode it came in.
+    """
     cfg = data.cfg.model
     total_ls = total_nll = 0.0
     n = 0
-    for idx in token_batches(data.dev, max_tokens, shuffle=False):
-        b = collate([data.dev[i] for i in idx], cfg.pad_id, cfg.bos_id, cfg.eos_id)
-        b = b.to(device)
-        logits = model(b.src, b.tgt_in)  # (B, T, V)
-        total_ls += float(
-            cross_entropy_loss(
-                logits, b.tgt_out, cfg.label_smoothing, cfg.pad_id, "sum"
+    with eval_mode(model):
+        for idx in token_batches(data.dev, max_tokens, shuffle=False):
+            pairs = [data.dev[i] for i in idx]
+            b = collate(pairs, cfg.pad_id, cfg.bos_id, cfg.eos_id).to(device)
+            logits = model(b.src, b.tgt_in)  # (B, T, V)
+            total_ls += float(
+                cross_entropy_loss(
+                    logits, b.tgt_out, cfg.label_smoothing, cfg.pad_id, "sum"
+                )
             )
-        )
-        total_nll += float(
-            cross_entropy_loss(logits, b.tgt_out, 0.0, cfg.pad_id, "sum")
-        )
-        n += b.n_tgt_tokens
+            total_nll += float(
+                cross_entropy_loss(logits, b.tgt_out, 0.0, cfg.pad_id, "sum")
+            )
+            n += b.n_tgt_tokens
     nll = total_nll / max(n, 1)
     return {"dev_loss": total_ls / max(n, 1), "dev_nll": nll, "dev_ppl": math.exp(nll)}
 
@@ -108,33 +100,41 @@ def train(
     cfg: TrainConfig,
     out: Path,
     *,
+    task: Task | None = None,
     resume: bool = False,
     mirror: str | None = None,
     device: str | None = None,
     progress: bool = True,
     command: str | None = None,
 ) -> dict[str, Any]:
-    """Train ``cfg`` into the run directory ``out``; returns the final metrics."""
+    """Train ``cfg`` on ``task`` into the run directory ``out``; the final metrics.
+
+    ``task`` defaults to the one registered as ``cfg.task``. With ``resume`` the
+    run in ``out`` continues from its last checkpoint with its own tokenizer.
+    """
     out = Path(out)
-    _check_settings(cfg)
+    task = get_task(cfg.task) if task is None else task
     rank, world, local_rank = _dist_setup()
-    if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    per_step = world * cfg.accum  # micro-batches in one optimizer step
+    micro_tokens = cfg.max_tokens // per_step
+    if micro_tokens < 1:
+        raise AiaynError(
+            f"max_tokens={cfg.max_tokens} is the batch of one optimizer step, split "
+            f"into {per_step} micro-batches (world size {world} x accum "
+            f"{cfg.accum}): raise it"
+        )
+    _check_out(out, resume)
+    if device is None and world > 1 and torch.cuda.is_available():
+        device = f"cuda:{local_rank}"
+    dev = resolve_device(device)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     is_main = rank == 0
-    if out.exists() and any(out.iterdir()) and not resume and is_main:
-        if (out / ckpt.CONFIG).exists() or ckpt.list_checkpoints(out):
-            raise AiaynError(
-                f"{out} already holds a run; pass --resume to continue it or choose "
-                "another --out"
-            )
     out.mkdir(parents=True, exist_ok=True)
     _seed_all(cfg.seed)
-    data = prepare(cfg, out if is_main else None, mirror)
+    data = _prepare(task, cfg, out, mirror, resume, is_main, world)
     cfg = data.cfg  # vocab size now set from the tokenizer
     if not data.train or not data.dev:
         raise AiaynError(
@@ -149,7 +149,7 @@ def train(
     _validate_ids(data, cfg)
     optimizer = make_optimizer(model, cfg.adam_betas, cfg.adam_eps)
     scheduler = make_scheduler(optimizer, cfg.model.d_model, cfg.warmup, cfg.lr_factor)
-    dtype = amp_dtype(cfg, dev)
+    dtype = amp_dtype(cfg.amp, dev)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
     step, consumed, history = 0, 0, []
@@ -171,8 +171,7 @@ def train(
         )
     fwd = torch.compile(net) if cfg.compile else net
 
-    per_step = world * cfg.accum
-    stream = batch_stream(data.train, cfg.max_tokens, cfg.seed)
+    stream = batch_stream(data.train, micro_tokens, cfg.seed)
     for _ in range(consumed):  # skip what a resumed run has already seen
         next(stream)
     bar = tqdm(
@@ -247,11 +246,19 @@ def train(
                     "lr": scheduler.get_last_lr()[0],
                     "tokens_per_s": tokens_done / elapsed,
                     "elapsed_s": elapsed,
-                    **dev_loss(model, data, cfg.max_tokens, dev),
+                    **dev_loss(model, data, micro_tokens, dev),
                 }
                 if cfg.eval_bleu:
                     record.update(
-                        _scores(evaluate(model, data, limit=cfg.eval_max_sentences))
+                        _scores(
+                            task.evaluate(
+                                model,
+                                data,
+                                cfg.beam_size,
+                                cfg.alpha,
+                                limit=cfg.eval_max_sentences,
+                            )
+                        )
                     )
                 history.append(record)
                 ckpt.atomic_write(
@@ -281,7 +288,17 @@ def train(
     result: dict[str, Any] = {}
     if is_main:
         result = _finish(
-            model, data, out, cfg, dev, wall, tokens_done, step, history, command
+            model,
+            task,
+            data,
+            out,
+            dev,
+            wall,
+            tokens_done,
+            step,
+            history,
+            command,
+            micro_tokens,
         )
     _barrier(world)
     if world > 1:
@@ -291,17 +308,19 @@ def train(
 
 def _finish(
     model: Transformer,
+    task: Task,
     data: TaskData,
     out: Path,
-    cfg: TrainConfig,
     dev: torch.device,
     wall: float,
     tokens: int,
     step: int,
     history: list[dict[str, Any]],
     command: str | None,
+    micro_tokens: int,
 ) -> dict[str, Any]:
     """Average the last checkpoints, write the model directory and metrics.json."""
+    cfg = data.cfg
     found = ckpt.list_checkpoints(out)[-cfg.average_last :]
     state = ckpt.average_checkpoints(found)
     ckpt.load_into(model, state, out / "checkpoints")
@@ -311,8 +330,8 @@ def _finish(
         "config": cfg.name,
         "steps": step,
         "averaged_checkpoints": [p.name for p in found],
-        **dev_loss(model, data, cfg.max_tokens, dev),
-        **_scores(evaluate(model, data)),
+        **dev_loss(model, data, micro_tokens, dev),
+        **_scores(task.evaluate(model, data, cfg.beam_size, cfg.alpha)),
         "device": device_info(dev),
         "torch": torch.__version__,
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
@@ -344,20 +363,51 @@ def _describe(r: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
-def _check_settings(cfg: TrainConfig) -> None:
-    """Loop settings below 1 would crash or hang the loop: a user error instead."""
-    names = (
-        "max_steps",
-        "accum",
-        "max_tokens",
-        "eval_every",
-        "save_every",
-        "keep_checkpoints",
-        "average_last",
+def _check_out(out: Path, resume: bool) -> None:
+    """Refuse an ``out`` that cannot hold this run, before anything is written."""
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise AiaynError(f"--out {out}: {parent} is a file, not a directory")
+    holds_run = (out / "train_config.json").exists() or bool(
+        out.is_dir() and ckpt.list_checkpoints(out)
     )
-    bad = [f"{n}={getattr(cfg, n)}" for n in names if getattr(cfg, n) < 1]
-    if bad:
-        raise AiaynError(f"{', '.join(bad)}: each must be at least 1")
+    if resume and not holds_run:
+        raise AiaynError(
+            f"--resume: {out} holds no run to continue (no train_config.json or "
+            "checkpoints); drop --resume to start a new run there"
+        )
+    if not resume and holds_run:
+        raise AiaynError(
+            f"{out} already holds a run; pass --resume to continue it or choose "
+            "another --out"
+        )
+
+
+def _prepare(
+    task: Task,
+    cfg: TrainConfig,
+    out: Path,
+    mirror: str | None,
+    resume: bool,
+    is_main: bool,
+    world: int,
+) -> TaskData:
+    """The task's data with ONE tokenizer per run.
+
+    Sub-word training is not guaranteed to give the same vocabulary twice, so the
+    tokenizer is trained once, by rank 0 of a new run, and saved into ``out``; a
+    resumed run and the other DDP ranks load that saved copy.
+    """
+    saved = out / TOKENIZER_FILE
+    if is_main:
+        tokenizer = load_tokenizer(out) if resume and saved.exists() else None
+        data = task.prepare(cfg, mirror, tokenizer)
+        if tokenizer is None:
+            data.tokenizer.save(out)
+    _barrier(world)
+    if not is_main:
+        data = task.prepare(cfg, mirror, load_tokenizer(out))
+    return data
 
 
 def _validate_ids(data: TaskData, cfg: TrainConfig) -> None:

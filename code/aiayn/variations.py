@@ -46,9 +46,10 @@ from tqdm.auto import tqdm
 
 from .checkpoint import atomic_write
 from .config import TrainConfig
+from .env import device_info
 from .errors import AiaynError
 from .presets import get_preset
-from .train import device_info, train
+from .train import train
 
 REFERENCE = "multi30k_en_de"  # the preset every row starts from
 # What the results keep of each run's metrics.json.
@@ -309,7 +310,7 @@ def _run_one(
         metrics = train(
             cfg,
             run_dir,
-            resume=True,
+            resume=saved.exists(),  # an interrupted row continues
             mirror=mirror,
             device=device,
             progress=False,
@@ -429,13 +430,19 @@ def select_rows(spec: str | None) -> list[Variation]:
     return [v for v in VARIATIONS if v.name in wanted or v.row in wanted]
 
 
-def run_from_args(
-    args: argparse.Namespace, argv: list[str], prog: str = "python -m aiayn.variations"
-) -> int:
-    """Run the command that :func:`add_arguments` describes (``prog argv``)."""
+def run(args: argparse.Namespace, command: str) -> int:
+    """Run the command that :func:`add_arguments` describes; ``command`` is logged."""
+    from .cli import check_at_least, check_mirror, check_output_dir, check_output_file
+    from .env import resolve_device
+
     budget = BUDGETS[args.budget]
-    if args.threads:
-        torch.set_num_threads(args.threads)  # one thread is faster on a busy CPU
+    if args.device is not None:
+        resolve_device(args.device)
+    check_mirror(args.data_mirror)
+    check_output_file(args.out)
+    runs = args.runs or Path("runs") / f"table3_{budget.name}"
+    check_output_dir(runs, "--runs")
+    check_at_least(args.threads, "--threads")
     seeds = list(budget.seeds)
     if args.seeds:
         try:
@@ -444,31 +451,35 @@ def run_from_args(
             raise AiaynError(
                 f"--seeds takes integers, e.g. 1,2,3: {args.seeds!r}"
             ) from None
+    rows = select_rows(args.rows)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # one thread is faster on a busy CPU
     run_variations(
-        select_rows(args.rows),
+        rows,
         budget_config(budget),
         budget.steps,
         seeds,
-        args.runs or Path("runs") / f"table3_{budget.name}",
+        runs,
         args.data_mirror,
         args.device,
         results=args.out,
         progress=not args.no_progress,
-        command=f"{prog} {shlex.join(argv)}",
+        command=command,
     )
     print(f"wrote {args.out}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m aiayn.variations --budget tiny|small|full --out FILE``."""
+    """``python -m aiayn.variations --budget tiny --out FILE`` (or small, full)."""
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="python -m aiayn.variations", description=__doc__.splitlines()[0]
     )
     add_arguments(parser)
     try:
-        return run_from_args(parser.parse_args(argv), argv)
+        args = parser.parse_args(argv)
+        return run(args, f"python -m aiayn.variations {shlex.join(argv)}")
     except AiaynError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -38,11 +38,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import ptb
-from .config import TrainConfig
-from .errors import AiaynError
-from .model import Transformer
-from .parsing import (
+from .. import ptb
+from ..config import TrainConfig
+from ..errors import AiaynError
+from ..model import Transformer
+from ..parsing import (
     XX,
     Tree,
     clean,
@@ -55,9 +55,10 @@ from .parsing import (
     to_string,
     words,
 )
-from .tasks import TaskData
-from .tokenizer import UNK_ID, ParseTokenizer
-from .translate import decode_ids
+from ..tokenizer import UNK_ID, ParseTokenizer, Tokenizer
+from ..translate import decode_ids
+from . import register
+from .base import Evaluation, Task, TaskData
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -85,53 +86,6 @@ def load_trees(
         split: [c for f in fids for t in parse_mrg(files[f]) if (c := clean(t))]
         for split, fids in split_by_file(list(files)).items()
     }
-
-
-def prepare_parse(
-    cfg: TrainConfig, out_dir: Path | None = None, mirror: str | None = None
-) -> TaskData:
-    """Vocabularies and id pairs; ``extra`` holds the dev and test gold trees.
-
-    The tokenizer is saved into ``out_dir`` when one is given. Training pairs
-    longer than ``model.max_len - 1`` (or with more than ``max_sentence_len``
-    words) are left out; dev pairs that do not fit are left out of the dev loss
-    only, never out of the F1.
-    """
-    trees = load_trees(mirror)
-    train_trees = trees["train"][: cfg.train_limit]  # [:None] keeps all
-    sentences = [words(t) for t in train_trees]
-    tok = ParseTokenizer.train(sentences, TARGET_SYMBOLS, MIN_COUNT)
-    model = replace(
-        cfg.model, vocab_size=tok.vocab_size, src_vocab_size=tok.src_vocab_size
-    )
-    cfg = replace(cfg, model=model)
-
-    def pairs(ts: list[Tree]) -> list[tuple[list[int], list[int]]]:
-        out = [
-            (tok.encode(" ".join(words(t))), tok.encode_target(" ".join(linearize(t))))
-            for t in ts
-        ]
-        if any(UNK_ID in tgt for _, tgt in out):
-            raise AiaynError(
-                f"a tree has a label outside PHRASE_LABELS {PHRASE_LABELS}"
-            )
-        limit = model.max_len - 1  # room for EOS (source) or BOS (target)
-        return [(s, t) for s, t in out if len(s) <= limit and len(t) <= limit]
-
-    train = [p for p in pairs(train_trees) if len(p[0]) <= cfg.max_sentence_len]
-    dev = trees["dev"]
-    data = TaskData(
-        cfg,
-        tok,
-        train,
-        pairs(dev),
-        dev_src=[" ".join(words(t)) for t in dev],
-        dev_ref=[" ".join(linearize(t)) for t in dev],
-        extra={"dev_trees": dev, "test_trees": trees["test"]},
-    )
-    if out_dir is not None:
-        tok.save(Path(out_dir))
-    return data
 
 
 def predict(
@@ -193,8 +147,8 @@ def evaluate_trees(
     alpha: float = 0.3,
     extra_len: int = 300,
     progress: bool = False,
-) -> dict[str, Any]:
-    """Parse the words of `gold` and score the parses against it."""
+) -> Evaluation:
+    """Parse the words of `gold` and score the parses (outputs: bracketed trees)."""
     sentences = [words(g) for g in gold]
     t0 = time.perf_counter()
     symbols = predict(
@@ -215,99 +169,119 @@ def evaluate_trees(
         {"words": " ".join(w), "gold": to_string(g), "pred": to_string(p)}
         for w, g, p in list(zip(sentences, gold, pred, strict=True))[:3]
     ]
-    return result
+    return Evaluation(result, [to_string(p) for p in pred])
 
 
-def evaluate_parse(
-    model: Transformer,
-    data: TaskData,
-    beam_size: int | None = None,
-    alpha: float | None = None,
-    limit: int | None = None,
-    progress: bool = False,
-    split: str = "dev",
-) -> dict[str, Any]:
-    """F1 on the first `limit` sentences of `split` ("dev" or "test")."""
-    cfg = data.cfg
-    if not isinstance(data.tokenizer, ParseTokenizer):
-        raise AiaynError(f"a parse task needs a ParseTokenizer, not {data.tokenizer}")
-    if f"{split}_trees" not in data.extra:
-        raise AiaynError(f"no {split!r} trees: use 'dev' or 'test'")
-    gold = data.extra[f"{split}_trees"][:limit]
-    result = evaluate_trees(
-        model,
-        data.tokenizer,
-        gold,
-        cfg.beam_size if beam_size is None else beam_size,
-        cfg.alpha if alpha is None else alpha,
-        cfg.extra_len,
-        progress,
-    )
-    return {"split": split, **result}
+@register
+class ParseTask(Task):
+    """Words in, linearised tree out; judged by EVALB F1 against the gold trees.
+
+    Two vocabularies (see the module docstring): the tokenizer is built from the
+    words of the training trees and the fixed target symbols, and ``extra`` holds
+    the dev and test gold trees, since F1 is computed on trees, not on ids.
+    """
+
+    name = "parse"
+    splits = ("dev", "test")
+    default_split = "test"
+
+    def build_tokenizer(self, cfg: TrainConfig, mirror: str | None) -> Tokenizer:
+        trees = load_trees(mirror)["train"][: cfg.train_limit]  # [:None] keeps all
+        return ParseTokenizer.train(
+            [words(t) for t in trees], TARGET_SYMBOLS, MIN_COUNT
+        )
+
+    def configure(self, cfg: TrainConfig, tokenizer: Tokenizer) -> TrainConfig:
+        assert isinstance(tokenizer, ParseTokenizer)
+        model = replace(
+            cfg.model,
+            vocab_size=tokenizer.vocab_size,
+            src_vocab_size=tokenizer.src_vocab_size,
+        )
+        return replace(cfg, model=model)
+
+    def load_data(
+        self, cfg: TrainConfig, tokenizer: Tokenizer, mirror: str | None
+    ) -> TaskData:
+        """Id pairs; ``extra`` holds the dev and test gold trees.
+
+        Training pairs longer than ``model.max_len - 1`` (or with more than
+        ``max_sentence_len`` words) are left out; dev pairs that do not fit are
+        left out of the dev loss only, never out of the F1.
+        """
+        tok = _parse_tokenizer(tokenizer)
+        trees = load_trees(mirror)
+        limit = cfg.model.max_len - 1  # room for EOS (source) or BOS (target)
+
+        def pairs(ts: list[Tree]) -> list[tuple[list[int], list[int]]]:
+            out = [
+                (
+                    tok.encode(" ".join(words(t))),
+                    tok.encode_target(" ".join(linearize(t))),
+                )
+                for t in ts
+            ]
+            if any(UNK_ID in tgt for _, tgt in out):
+                raise AiaynError(
+                    f"a tree has a label outside PHRASE_LABELS {PHRASE_LABELS}"
+                )
+            return [(s, t) for s, t in out if len(s) <= limit and len(t) <= limit]
+
+        train_trees = trees["train"][: cfg.train_limit]
+        train = [p for p in pairs(train_trees) if len(p[0]) <= cfg.max_sentence_len]
+        dev = trees["dev"]
+        return TaskData(
+            cfg,
+            tok,
+            train,
+            pairs(dev),
+            dev_src=[" ".join(words(t)) for t in dev],
+            dev_ref=[" ".join(linearize(t)) for t in dev],
+            extra={"dev_trees": dev, "test_trees": trees["test"]},
+        )
+
+    def evaluate(
+        self,
+        model: Transformer,
+        data: TaskData,
+        beam_size: int,
+        alpha: float,
+        limit: int | None = None,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        gold = data.extra["dev_trees"][:limit]
+        tok = _parse_tokenizer(data.tokenizer)
+        result = evaluate_trees(
+            model, tok, gold, beam_size, alpha, data.cfg.extra_len, progress
+        )
+        return {"split": "dev", **result.scores}
+
+    def evaluate_split(
+        self,
+        model: Transformer,
+        tokenizer: Tokenizer,
+        cfg: TrainConfig,
+        split: str,
+        beam_size: int,
+        alpha: float,
+        limit: int | None = None,
+        mirror: str | None = None,
+        progress: bool = False,
+    ) -> Evaluation:
+        self.check_split(split)
+        gold = load_trees(mirror)[split][:limit]
+        tok = _parse_tokenizer(tokenizer)
+        result = evaluate_trees(
+            model, tok, gold, beam_size, alpha, cfg.extra_len, progress
+        )
+        result.scores = {"split": split, **result.scores}
+        return result
 
 
-def evaluate_checkpoint(
-    directory: Path,
-    split: str = "test",
-    beam_size: int | None = None,
-    alpha: float | None = None,
-    limit: int | None = None,
-    mirror: str | None = None,
-    device: str | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Score a saved parser on `split`, with its own decoding settings by default."""
-    import torch
-
-    from .checkpoint import load_model, read_config
-    from .tokenizer import load_tokenizer
-    from .train import device_info
-
-    cfg, tok = read_config(directory), load_tokenizer(directory)
-    if cfg.task != "parse" or not isinstance(tok, ParseTokenizer):
-        raise AiaynError(f"{directory} holds a {cfg.task!r} model, not a parser")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load_model(directory, dev)
-    gold = load_trees(mirror)[split][:limit]
-    beam = cfg.beam_size if beam_size is None else beam_size
-    alpha = cfg.alpha if alpha is None else alpha
-    result = evaluate_trees(model, tok, gold, beam, alpha, cfg.extra_len, progress)
-    return {"split": split, **result, "device": device_info(dev),
-            "torch": torch.__version__}  # fmt: skip
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m aiayn.parse_task --checkpoint DIR [--split test]``: F1 to JSON."""
-    import argparse
-    import json
-    import shlex
-    import sys
-
-    from .checkpoint import atomic_write
-
-    p = argparse.ArgumentParser(prog="python -m aiayn.parse_task")
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--split", default="test", choices=("dev", "test"))
-    p.add_argument("--beam", type=int, help="default: the checkpoint's (21)")
-    p.add_argument("--alpha", type=float, help="default: the checkpoint's (0.3)")
-    p.add_argument("--limit", type=int, help="only the first N sentences")
-    p.add_argument("--device")
-    p.add_argument("--data-mirror")
-    args = p.parse_args(argv)
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        result = evaluate_checkpoint(
-            args.checkpoint, args.split, args.beam, args.alpha, args.limit,
-            args.data_mirror, args.device, progress=True,
-        )  # fmt: skip
-    except AiaynError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    result["command"] = "python -m aiayn.parse_task " + shlex.join(argv)
-    text = json.dumps(result, indent=2)
-    atomic_write(args.checkpoint / f"eval_{args.split}.json", text)
-    print(text)
-    return 0
+def _parse_tokenizer(tokenizer: Tokenizer) -> ParseTokenizer:
+    if not isinstance(tokenizer, ParseTokenizer):
+        raise AiaynError(f"a parse task needs a ParseTokenizer, not {tokenizer}")
+    return tokenizer
 
 
 def draw_tree(tree: Tree, ax: Axes, fontsize: float = 8.0) -> None:
@@ -343,7 +317,3 @@ def draw_tree(tree: Tree, ax: Axes, fontsize: float = 8.0) -> None:
     ax.set_xlim(-1.5, max(len(leaves), 2) - 0.5)
     ax.set_ylim(bottom - 2.5, 0.6)
     ax.axis("off")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
