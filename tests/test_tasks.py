@@ -21,6 +21,7 @@ from aiayn import tasks as tasks_package
 from aiayn import train as train_module
 from aiayn.config import TrainConfig
 from aiayn.errors import AiaynError
+from aiayn.multi30k import preprocess
 from aiayn.presets import get_preset
 from aiayn.tasks import Task, TaskData, get_task, register, task_names
 from aiayn.tasks.copy import CopyTask
@@ -212,3 +213,54 @@ def test_metrics_record_the_device_and_command(tmp_path: Path) -> None:
     train(_cfg("max_steps=2"), tmp_path / "run", progress=False, command="cmd")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["command"] == "cmd" and metrics["device"].startswith("CPU")
+
+
+def test_lc_norm_tok_models_read_and_write_plain_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Input is preprocessed as in training, output turned back into plain text."""
+    import aiayn.tasks.multi30k as m30k
+
+    seen: list[list[str]] = []
+
+    def fake_translate(model: Any, tok: Any, src: list[str], *args: Any) -> list[str]:
+        seen.append(list(src))
+        return ["un groupe d&apos; hommes &quot; heureux &quot; ."]
+
+    monkeypatch.setattr(m30k, "translate", fake_translate)
+    cfg = get_preset("multi30k_tiny_en_fr")
+    out = get_task("multi30k").translate(
+        None, None, cfg, ['A group of men\'s "happy" faces.'], 5, 1.0
+    )
+    assert seen == [["a group of men &apos;s &quot; happy &quot; faces ."]]
+    assert out == ['un groupe d\'hommes "heureux".']
+    raw = replace_preprocessing(cfg, "raw")
+    get_task("multi30k").translate(None, None, raw, ["A Man's hat."], 5, 1.0)
+    assert seen[-1] == ["A Man's hat."]  # raw models read the text as it is
+
+
+def replace_preprocessing(cfg: TrainConfig, kind: str) -> TrainConfig:
+    return cfg.with_overrides([f"preprocessing={kind}"])
+
+
+def test_lc_norm_tok_training_data_and_lowercased_scores(
+    mirror: Path, tmp_path: Path
+) -> None:
+    cfg = get_preset("multi30k_tiny_cpu_en_de").with_overrides(
+        ["train_limit=300", "dev_limit=5", "model.vocab_size=400"]
+    )
+    task = get_task("multi30k")
+    data = task.prepare(cfg, str(mirror))
+    assert data.dev_src[0][0].isupper()  # raw text, preprocessed when decoded
+    ref_ids = data.dev[0][1]
+    official = preprocess([data.dev_ref[0]], "de", "lc.norm.tok")[0]
+    assert data.tokenizer.decode(ref_ids) == official  # trained on lc.norm.tok
+    model = aiayn.Transformer(data.cfg.model)
+    result = task.evaluate_split(
+        model, data.tokenizer, data.cfg, "test_2016_flickr", 1, 0.6, limit=2,
+        mirror=str(mirror),
+    )  # fmt: skip
+    assert result.scores["preprocessing"] == "lc.norm.tok"
+    assert "case:lc" in result.scores["bleu_signature"]
+    with pytest.raises(AiaynError, match="preprocessing='lc'"):
+        replace_preprocessing(cfg, "lc")

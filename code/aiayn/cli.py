@@ -403,7 +403,7 @@ def _read_stdin_lines() -> list[str]:
 
 
 def _translate(args: argparse.Namespace, argv: list[str]) -> int:
-    from .translate import translate
+    from .tasks import get_task
 
     check_decoding(args.beam, args.alpha)
     check_at_least(args.batch_tokens, "--batch-tokens")
@@ -415,8 +415,8 @@ def _translate(args: argparse.Namespace, argv: list[str]) -> int:
         warnings.showwarning = lambda m, *a, **k: print(
             f"warning: {m}", file=sys.stderr
         )
-        outs = translate(
-            model, tok, lines, beam, alpha, cfg.extra_len, args.batch_tokens
+        outs = get_task(cfg.task).translate(
+            model, tok, cfg, lines, beam, alpha, args.batch_tokens
         )
     sys.stdout.write("".join(o + "\n" for o in outs))
     return 0

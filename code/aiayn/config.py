@@ -22,6 +22,7 @@ from .errors import AiaynError
 
 AMP_CHOICES = ("auto", "fp32", "bf16", "fp16")  # TrainConfig.amp
 VOCAB_KINDS = ("bpe", "wordpiece")  # TrainConfig.vocab_kind
+PREPROCESSING = ("raw", "lc.norm.tok")  # TrainConfig.preprocessing (aiayn.multi30k)
 
 
 @dataclass
@@ -123,6 +124,7 @@ class TrainConfig:
     src_lang: str = "en"
     tgt_lang: str = "de"
     vocab_kind: str = "bpe"  # "bpe" (en-de, shared) or "wordpiece" (en-fr)
+    preprocessing: str = "raw"  # cased "raw" text or the literature's "lc.norm.tok"
     max_sentence_len: int = 100  # training pairs longer than this are left out
     train_limit: int | None = None  # use only the first N training pairs
     dev_limit: int | None = None  # use only the first N dev pairs (small budgets)
@@ -198,6 +200,11 @@ class TrainConfig:
             )
         if self.amp not in AMP_CHOICES:
             problems.append(f"amp={self.amp!r} (one of {', '.join(AMP_CHOICES)})")
+        if self.preprocessing not in PREPROCESSING:
+            problems.append(
+                f"preprocessing={self.preprocessing!r} (one of "
+                f"{', '.join(PREPROCESSING)})"
+            )
         if self.vocab_kind not in VOCAB_KINDS:
             problems.append(
                 f"vocab_kind={self.vocab_kind!r} (one of {', '.join(VOCAB_KINDS)})"

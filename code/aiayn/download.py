@@ -30,8 +30,6 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from tqdm.auto import tqdm
-
 from .errors import AiaynError
 
 MIRROR_ENV = "AIAYN_DATA_MIRROR"
@@ -156,6 +154,8 @@ def _copy(
     stream: BinaryIO, out: BinaryIO, total: int | None, desc: str, progress: bool
 ) -> tuple[int, str]:
     """Copy in chunks; return (bytes copied, hex sha256)."""
+    from tqdm.auto import tqdm  # here, so that importing the file helpers is quiet
+
     digest = hashlib.sha256()
     n = 0
     with tqdm(

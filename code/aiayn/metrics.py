@@ -56,10 +56,16 @@ def _check(hyps: list[str], refs: list[str]) -> None:
                 raise AiaynError(f"{name} {i} is {type(t).__name__}, not str")
 
 
-def sacrebleu_score(hyps: list[str], refs: list[str]) -> dict[str, Any]:
-    """Cased sacreBLEU (13a tokenizer) on detokenized text, with its signature."""
+def sacrebleu_score(
+    hyps: list[str], refs: list[str], lowercase: bool = False
+) -> dict[str, Any]:
+    """sacreBLEU (13a tokenizer) on detokenized text, with its signature.
+
+    Cased by default; ``lowercase`` (for a model trained on lowercased text) says
+    ``case:lc`` in the signature.
+    """
     _check(hyps, refs)
-    bleu = BLEU()
+    bleu = BLEU(lowercase=lowercase)
     s = bleu.corpus_score(hyps, [refs])
     return {
         "score": s.score,
@@ -71,10 +77,12 @@ def sacrebleu_score(hyps: list[str], refs: list[str]) -> dict[str, Any]:
     }
 
 
-def chrf_score(hyps: list[str], refs: list[str]) -> dict[str, Any]:
+def chrf_score(
+    hyps: list[str], refs: list[str], lowercase: bool = False
+) -> dict[str, Any]:
     """sacreBLEU's chrF (character 6-grams, beta=2), with its signature."""
     _check(hyps, refs)
-    chrf = CHRF()
+    chrf = CHRF(lowercase=lowercase)
     s = chrf.corpus_score(hyps, [refs])
     return {"score": s.score, "signature": str(chrf.get_signature())}
 
@@ -101,11 +109,15 @@ def tokenized_bleu(hyps: list[str], refs: list[str], lang: str) -> float:
 
 
 def evaluate_translations(
-    hyps: list[str], refs: list[str], tgt_lang: str
+    hyps: list[str], refs: list[str], tgt_lang: str, lowercase: bool = False
 ) -> dict[str, Any]:
-    """All scores of one test set, as a JSON-ready dict."""
-    bleu = sacrebleu_score(hyps, refs)
-    chrf = chrf_score(hyps, refs)
+    """All scores of one test set, as a JSON-ready dict.
+
+    ``lowercase``: sacreBLEU and chrF ignore case (a model of lowercased text);
+    the tokenized BLEU lowercases in any case.
+    """
+    bleu = sacrebleu_score(hyps, refs, lowercase)
+    chrf = chrf_score(hyps, refs, lowercase)
     return {
         "bleu": bleu["score"],
         "bleu_signature": bleu["signature"],

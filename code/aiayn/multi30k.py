@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+from .config import PREPROCESSING
 from .download import fetch
 from .errors import AiaynError
 
@@ -143,9 +144,6 @@ def load(
     return lines
 
 
-PREPROCESSING = ("raw", "lc.norm.tok")
-
-
 def preprocess(lines: list[str], lang: str, kind: str = "raw") -> list[str]:
     """``lines`` as the Multi30k literature reads them.
 
@@ -170,6 +168,19 @@ def preprocess(lines: list[str], lang: str, kind: str = "raw") -> list[str]:
                            return_str=True)
         for line in lines
     ]  # fmt: skip
+
+
+def postprocess(lines: list[str], lang: str, kind: str = "raw") -> list[str]:
+    """Model output back to plain text: ``lc.norm.tok`` is Moses-detokenised and
+    unescaped (``&apos;`` becomes ``'``), so it is scored against the raw references
+    like any other output; its case stays lower."""
+    if kind == "raw":
+        return list(lines)
+    preprocess([], lang, kind)  # the same check of ``kind``
+    from sacremoses import MosesDetokenizer
+
+    detokenizer = MosesDetokenizer(lang=lang)
+    return [detokenizer.detokenize(line.split(), unescape=True) for line in lines]
 
 
 def load_pairs(

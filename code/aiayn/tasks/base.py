@@ -91,6 +91,25 @@ class Task(ABC):
     ) -> Evaluation:
         """Decode and score the named split (one of :attr:`splits`)."""
 
+    def translate(
+        self,
+        model: Transformer,
+        tokenizer: Tokenizer,
+        cfg: TrainConfig,
+        sentences: list[str],
+        beam_size: int,
+        alpha: float,
+        batch_tokens: int = 4000,
+        progress: bool = False,
+    ) -> list[str]:
+        """The model's output for each input line (``python -m aiayn translate``)."""
+        from ..translate import translate
+
+        return translate(
+            model, tokenizer, sentences, beam_size, alpha, cfg.extra_len,
+            batch_tokens, progress,
+        )  # fmt: skip
+
     def configure(self, cfg: TrainConfig, tokenizer: Tokenizer) -> TrainConfig:
         """``cfg`` with the model's vocabulary sizes taken from ``tokenizer``."""
         return replace(cfg, model=replace(cfg.model, vocab_size=tokenizer.vocab_size))
