@@ -619,9 +619,10 @@ def test_interrupted_training_exits_cleanly(
         env=env,
     )
     try:
-        deadline = time.monotonic() + TIMEOUT
+        hang_guard = time.monotonic() + TIMEOUT  # not a speed check: a stuck run
         while len(ckpt.list_checkpoints(out)) < 2 and proc.poll() is None:
-            assert time.monotonic() < deadline, "no checkpoint appeared"
+            if time.monotonic() > hang_guard:
+                pytest.fail(f"no checkpoint after {TIMEOUT} s: the run is stuck")
             time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(sig)
