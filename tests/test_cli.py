@@ -315,6 +315,8 @@ def shell_lines(markdown: str) -> list[str]:
 
 
 NOT_OURS = {"aiayn.parse_task"}  # its parser lives in parse_task.main (the lead's)
+
+
 # Prose shorthand that leaves out a required option (presets.py, chapter 0).
 def documented_commands() -> list[tuple[str, str]]:
     """(where, line) for each ``-m aiayn`` command in docs, docstrings and book."""

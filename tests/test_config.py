@@ -298,3 +298,20 @@ def test_cpu_presets_derive_d_k(pair: str) -> None:
     model = get_preset(f"multi30k_cpu_{pair}").model
     assert (model.d_k, model.d_v) == (None, None)
     assert widths(model) == (32, 32) and model.d_model == 128
+
+
+def test_dropout_ramp_is_validated_and_round_trips() -> None:
+    cfg = TrainConfig(dropout_ramp=(100, 400, 0.3))
+    assert TrainConfig.from_dict(json.loads(cfg.to_json())).dropout_ramp == (
+        100,
+        400,
+        0.3,
+    )
+    for bad in ((400, 100, 0.3), (0, 100, 1.0), (0, 100)):
+        with pytest.raises(AiaynError, match="dropout_ramp"):
+            TrainConfig(dropout_ramp=bad)
+    assert TrainConfig().with_overrides(["dropout_ramp=[1, 2, 0.2]"]).dropout_ramp == (
+        1,
+        2,
+        0.2,
+    )

@@ -378,3 +378,32 @@ def test_models_are_reproducible(tiny_model: TinyModel) -> None:
         assert torch.equal(p, q), n
     c = tiny_model(12)
     assert not torch.equal(a.tgt_embed.weight, c.tgt_embed.weight)
+
+
+def test_projecting_only_kept_positions_equals_selecting_rows(
+    tiny_model: TinyModel,
+) -> None:
+    """forward(src, tgt_in, keep) is forward(src, tgt_in)[keep], values and grads.
+
+    The training loop passes keep = (tgt_out != pad) so that the output projection
+    and the loss skip padding: the same loss and the same gradient."""
+    from aiayn.loss import cross_entropy_loss
+
+    g = torch.Generator().manual_seed(3)
+    src = random_batch([5, 3, 4], g)
+    tgt_out = random_batch([4, 2, 5], g)
+    tgt_in = torch.where(tgt_out == 0, 0, torch.roll(tgt_out, 1, dims=1))
+    tgt_in[:, 0] = 1
+    keep = tgt_out != 0
+    grads, logits_of = [], {}
+    for rows in (False, True):
+        model = tiny_model(seed=1)
+        logits = model(src, tgt_in, keep if rows else None)
+        logits_of[rows] = logits.detach()
+        target = tgt_out[keep] if rows else tgt_out
+        cross_entropy_loss(logits, target, 0.1, 0, "sum").backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert logits_of[True].shape == (int(keep.sum()), V)
+    torch.testing.assert_close(logits_of[True], logits_of[False][keep])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)

@@ -78,6 +78,12 @@ def test_resumed_run_is_bit_identical(
     # The final model averages step 3 and step 6 (average_last=3) in both runs.
     _assert_equal(_weights(out / ckpt.WEIGHTS), _weights(straight / ckpt.WEIGHTS))
     assert metrics["averaged_checkpoints"] == ["step_0000003", "step_0000006"]
+    # wall time, tokens and epochs add up over the two segments
+    whole = json.loads((straight / "metrics.json").read_text())
+    assert (metrics["segments"], whole["segments"]) == (2, 1)
+    assert metrics["train_target_tokens"] == whole["train_target_tokens"] > 0
+    assert metrics["epochs"] == whole["epochs"] > 0
+    assert metrics["wall_time_s"] >= first["wall_time_s"]
     # Steps 4-6 did train: the weights moved after the resume.
     moved = _weights(out / last)
     assert any(not torch.equal(step3[k], moved[k]) for k in step3)

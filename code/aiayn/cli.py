@@ -215,7 +215,7 @@ def add_ship_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m aiayn``, one subparser per command."""
-    from . import complexity, export_hf, reproduce, variations
+    from . import complexity, export_hf, reproduce, selection, variations
 
     parser = argparse.ArgumentParser(
         prog="python -m aiayn",
@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate": (add_evaluate_arguments, "score a model as its task is judged"),
         "translate": (add_translate_arguments, "translate stdin to stdout"),
         "average": (add_average_arguments, "average the last K checkpoints of a run"),
+        "select": (selection.add_arguments, "choose averaging and beam on dev"),
         "info": (add_info_arguments, "parameters and settings of a preset or model"),
         "ship": (add_ship_arguments, "fp16 copy of a run with a model card"),
         "complexity": (complexity.add_arguments, "measure Table 1 (section 4)"),
@@ -496,6 +497,12 @@ def _ship(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace, argv: list[str]) -> int:
+    from . import selection
+
+    return selection.run(args, _command(argv))
+
+
 def _complexity(args: argparse.Namespace, argv: list[str]) -> int:
     from . import complexity
 
@@ -525,6 +532,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "evaluate": _evaluate,
     "translate": _translate,
     "average": _average,
+    "select": _select,
     "info": _info,
     "ship": _ship,
     "complexity": _complexity,

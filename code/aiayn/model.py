@@ -138,8 +138,13 @@ class Transformer(nn.Module):
         src_mask: Tensor,
         cache: DecoderCache | None = None,
         offset: int = 0,
+        keep: Tensor | None = None,
     ) -> Tensor:
         """Decoder input (B, T) -> logits (B, T, vocab).
+
+        ``keep`` (B, T) bool: project only those positions, logits (N, vocab). The
+        training loop passes the non-padding targets: the output projection and
+        the loss are then not computed for padding that the loss would ignore.
 
         Without a cache, ``tgt_in`` is the whole shifted target (teacher forcing).
         With a cache (from :meth:`init_cache`), ``tgt_in`` holds only the new
@@ -162,16 +167,23 @@ class Transformer(nn.Module):
         for i, layer in enumerate(self.decoder):
             x = layer(x, memory, src_mask, tgt_mask, cache[i] if cache else None)
         x = self.dec_norm(x)
-        return F.linear(x, self.output_weight)  # (B, T, vocab)
+        if keep is not None:
+            x = x[keep]  # (N, d_model)
+        return F.linear(x, self.output_weight)  # (B, T, vocab) or (N, vocab)
 
-    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
-        """src: (B, S), tgt_in: (B, T) padded with pad_id -> logits (B, T, vocab)."""
+    def forward(
+        self, src: Tensor, tgt_in: Tensor, keep: Tensor | None = None
+    ) -> Tensor:
+        """src: (B, S), tgt_in: (B, T) padded with pad_id -> logits (B, T, vocab).
+
+        With ``keep`` (B, T) bool, only those positions: logits (N, vocab).
+        """
         if src.dim() == 2 and tgt_in.dim() == 2 and src.size(0) != tgt_in.size(0):
             raise AiaynError(
                 f"src and tgt_in batch sizes differ: {src.size(0)} vs {tgt_in.size(0)}"
             )
         memory, src_mask = self.encode(src)
-        return self.decode(tgt_in, memory, src_mask)
+        return self.decode(tgt_in, memory, src_mask, keep=keep)
 
     def init_cache(self) -> DecoderCache:
         """An empty key/value cache for step-by-step decoding."""

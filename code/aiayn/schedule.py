@@ -29,9 +29,15 @@ def make_optimizer(
     model: nn.Module,
     betas: tuple[float, float] = (0.9, 0.98),
     eps: float = 1e-9,
+    fused: bool | None = None,
 ) -> torch.optim.Adam:
-    """Adam with the paper's betas and eps; the schedule sets the rate."""
-    fused = all(p.is_cuda for p in model.parameters())
+    """Adam with the paper's betas and eps; the schedule sets the rate.
+
+    ``fused=None`` uses PyTorch's fused kernel when every parameter is on CUDA;
+    ``True`` asks for it on the CPU too (same update, different rounding).
+    """
+    if fused is None:
+        fused = all(p.is_cuda for p in model.parameters())
     return torch.optim.Adam(
         model.parameters(), lr=1.0, betas=betas, eps=eps, fused=fused or None
     )

@@ -57,7 +57,7 @@ def ship(
         for name in names:
             if (run / name).is_file():
                 shutil.copyfile(run / name, tmp / name)
-        for path in run.glob("eval_*.json"):
+        for path in [*run.glob("eval_*.json"), *run.glob("selection.json")]:
             shutil.copyfile(path, tmp / path.name)
         steps = ckpt.list_checkpoints(run)
         for step in steps if with_steps else steps[-1:] if with_last else []:
@@ -132,9 +132,20 @@ def model_card(directory: Path, name: str | None = None) -> str:
         f"{cfg['lr_factor']}; averaged checkpoints: "
         f"{', '.join(m['averaged_checkpoints'])}",
         f"- Device: {m['device']}, torch {m['torch']}, wall time "
-        f"{m['wall_time_s']:.0f} s ({m['train_tokens_per_s']:.0f} target tokens/s)",
+        f"{m['wall_time_s']:.0f} s ({m['train_tokens_per_s']:.0f} target tokens/s)"
+        + (
+            f", {m['train_target_tokens']:,} target tokens = {m['epochs']} epochs"
+            if "epochs" in m
+            else ""
+        )
+        + (
+            f", in {m['segments']} segments (resumed)"
+            if m.get("segments", 1) > 1
+            else ""
+        ),
         f"- Command: `{m['command']}`",
     ]
+    lines += _selection_lines(directory)
     for split, e in evals.items():
         lines.append(
             f"- Evaluation ({split}): `{e.get('command', '')}` on "
@@ -151,6 +162,28 @@ def model_card(directory: Path, name: str | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _selection_lines(directory: Path) -> list[str]:
+    """What `python -m aiayn select` chose on dev, and the alternatives."""
+    path = directory / "selection.json"
+    if not path.is_file():
+        return []
+    r = json.loads(path.read_text())
+    metric = r["metric"]
+    lines = [
+        f"- Chosen on dev (`{r['command']}`, {r['wall_time_s']:.0f} s on "
+        f"{r['device']}): {r['chosen_average']['name']}, beam "
+        f"{r['chosen_decoding']['beam']}, alpha {r['chosen_decoding']['alpha']} "
+        f"(dev {metric} {_fmt(r['paper_decoding'][metric])} with the paper's beam "
+        "4, alpha 0.6)",
+    ]
+    for row in r["side_by_side"]:
+        lines.append(
+            f"  - {row['which']} ({row['name']}): dev perplexity "
+            f"{_fmt(row['dev_ppl'])}, dev {metric} {_fmt(row.get(metric))}"
+        )
+    return lines
 
 
 def _data_line(cfg: dict[str, Any]) -> str:

@@ -44,6 +44,7 @@ from .config import TrainConfig
 from .decoding import eval_mode
 from .env import amp_dtype, device_info, resolve_device
 from .errors import AiaynError
+from .layers import SublayerConnection
 from .loss import cross_entropy_loss
 from .model import Transformer
 from .schedule import make_optimizer, make_scheduler
@@ -147,12 +148,13 @@ def train(
     model = Transformer(cfg.model).to(dev)
     model.check_inputs = False  # ids come from our tokenizer; validated here once
     _validate_ids(data, cfg)
-    optimizer = make_optimizer(model, cfg.adam_betas, cfg.adam_eps)
+    optimizer = make_optimizer(model, cfg.adam_betas, cfg.adam_eps, cfg.fused_adam)
     scheduler = make_scheduler(optimizer, cfg.model.d_model, cfg.warmup, cfg.lr_factor)
     dtype = amp_dtype(cfg.amp, dev)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
     step, consumed, history = 0, 0, []
+    before = {"wall_s": 0.0, "tokens": 0, "segments": 0}  # earlier runs of a resume
     if resume and (found := ckpt.list_checkpoints(out)):
         last = found[-1]
         ckpt.load_into(model, ckpt.load_weights(last / ckpt.WEIGHTS), last)
@@ -163,6 +165,7 @@ def train(
         torch.set_rng_state(state["rng_cpu"])
         random.setstate(tuple(_untuple(state["rng_py"])))
         step, consumed, history = state["step"], state["consumed"], state["history"]
+        before = state.get("totals", before)
 
     net: nn.Module = model
     if world > 1:
@@ -186,6 +189,8 @@ def train(
     losses: list[float] = []
     while step < cfg.max_steps:
         model.train()
+        if cfg.dropout_ramp is not None:
+            set_residual_dropout(model, ramped_dropout(cfg, step))
         group = [
             collate(
                 [data.train[i] for i in idx],
@@ -209,10 +214,11 @@ def train(
                 with torch.autocast(
                     dev.type, dtype=dtype or torch.float32, enabled=dtype is not None
                 ):
-                    logits = fwd(b.src, b.tgt_in)  # (B, T, V)
+                    keep = b.tgt_out != cfg.model.pad_id  # (B, T)
+                    logits = fwd(b.src, b.tgt_in, keep)  # (N, V): no padding rows
                 loss_sum = cross_entropy_loss(
                     logits,
-                    b.tgt_out,
+                    b.tgt_out[keep],
                     cfg.model.label_smoothing,
                     cfg.model.pad_id,
                     "sum",
@@ -278,6 +284,11 @@ def train(
                     "step": step,
                     "consumed": consumed,
                     "history": history,
+                    "totals": {
+                        "wall_s": before["wall_s"] + time.perf_counter() - t0,
+                        "tokens": before["tokens"] + tokens_done,
+                        "segments": before["segments"] + 1,
+                    },
                 }
                 d = out / "checkpoints" / f"step_{step:07d}"
                 ckpt.save_checkpoint(d, model, cfg, state)
@@ -299,11 +310,30 @@ def train(
             history,
             command,
             micro_tokens,
+            before,
         )
     _barrier(world)
     if world > 1:
         dist.destroy_process_group()
     return result
+
+
+def ramped_dropout(cfg: TrainConfig, step: int) -> float:
+    """P_drop for the update after ``step`` under ``cfg.dropout_ramp``."""
+    p0 = cfg.model.dropout
+    if cfg.dropout_ramp is None:
+        return p0
+    a, b, p1 = cfg.dropout_ramp
+    t = min(max((step - a) / (b - a), 0.0), 1.0)
+    return p0 + t * (p1 - p0)
+
+
+def set_residual_dropout(model: Transformer, p: float) -> None:
+    """Set the residual and embedding dropout (not attention or ReLU dropout)."""
+    model.dropout.p = p
+    for m in model.modules():
+        if isinstance(m, SublayerConnection):
+            m.dropout.p = p
 
 
 def _finish(
@@ -318,9 +348,11 @@ def _finish(
     history: list[dict[str, Any]],
     command: str | None,
     micro_tokens: int,
+    before: dict[str, Any],
 ) -> dict[str, Any]:
     """Average the last checkpoints, write the model directory and metrics.json."""
     cfg = data.cfg
+    epoch_tokens = sum(len(t) + 1 for _, t in data.train)  # targets and their EOS
     found = ckpt.list_checkpoints(out)[-cfg.average_last :]
     state = ckpt.average_checkpoints(found)
     ckpt.load_into(model, state, out / "checkpoints")
@@ -335,8 +367,15 @@ def _finish(
         "device": device_info(dev),
         "torch": torch.__version__,
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
-        "wall_time_s": round(wall, 1),
-        "train_tokens_per_s": round(tokens / wall, 1) if wall else None,
+        "wall_time_s": round(before["wall_s"] + wall, 1),
+        "train_tokens_per_s": round(
+            (before["tokens"] + tokens) / (before["wall_s"] + wall), 1
+        )
+        if wall
+        else None,
+        "train_target_tokens": before["tokens"] + tokens,
+        "epochs": round((before["tokens"] + tokens) / max(epoch_tokens, 1), 2),
+        "segments": before["segments"] + 1,  # 1 + how often it was resumed
         "parameters": model.num_parameters(),
         "command": command or " ".join(sys.argv),
         "history": history,

@@ -53,6 +53,7 @@ class Task(ABC):
     name: ClassVar[str]  # the value of TrainConfig.task
     splits: ClassVar[tuple[str, ...]]  # what evaluate_split accepts
     default_split: ClassVar[str]  # what `python -m aiayn evaluate` scores
+    selection_metric: ClassVar[str]  # the dev score that `select` maximises
 
     @abstractmethod
     def build_tokenizer(self, cfg: TrainConfig, mirror: str | None) -> Tokenizer:

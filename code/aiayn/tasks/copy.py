@@ -20,6 +20,7 @@ class CopyTask(Task):
     name = "copy"
     splits = ("dev",)
     default_split = "dev"
+    selection_metric = "exact_match"
 
     def build_tokenizer(self, cfg: TrainConfig, mirror: str | None) -> Tokenizer:
         return SymbolTokenizer(cfg.copy_symbols)

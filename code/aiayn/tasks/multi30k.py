@@ -33,6 +33,7 @@ class Multi30kTask(Task):
     name = "multi30k"
     splits = multi30k.SPLITS
     default_split = "test_2016_flickr"
+    selection_metric = "tok_bleu"
 
     def build_tokenizer(self, cfg: TrainConfig, mirror: str | None) -> Tokenizer:
         pairs = self._train_text(cfg, mirror)

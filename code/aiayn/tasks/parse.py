@@ -184,6 +184,7 @@ class ParseTask(Task):
     name = "parse"
     splits = ("dev", "test")
     default_split = "test"
+    selection_metric = "f1"
 
     def build_tokenizer(self, cfg: TrainConfig, mirror: str | None) -> Tokenizer:
         trees = load_trees(mirror)["train"][: cfg.train_limit]  # [:None] keeps all
