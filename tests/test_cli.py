@@ -478,9 +478,9 @@ def _snapshot(directory: Path) -> dict[str, bytes]:
 def test_evaluate_writes_only_where_told(
     mirror: Path, tmp_path: Path, cli: Cli
 ) -> None:
-    shipped = ROOT / "checkpoints" / "multi30k_cpu_en_de"
+    shipped = ROOT / "checkpoints" / "multi30k_tiny_cpu_en_de"
     if not (shipped / ckpt.WEIGHTS).is_file():
-        pytest.skip("no shipped multi30k_cpu_en_de model")
+        pytest.skip("no shipped multi30k_tiny_cpu_en_de model")
     model = tmp_path / "model"
     shutil.copytree(shipped, model, ignore=shutil.ignore_patterns("checkpoints"))
     before = _snapshot(model)

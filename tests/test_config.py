@@ -130,7 +130,9 @@ def test_an_explicit_d_k_in_a_saved_config_builds_the_same_model() -> None:
     assert attn.w_o.weight.shape == (128, 4 * 64)
 
 
-@pytest.mark.parametrize("name", ["multi30k_cpu_en_de", "ptb_parse_cpu", "copy"])
+@pytest.mark.parametrize(
+    "name", ["multi30k_tiny_cpu_en_de", "multi30k_cpu_de_en", "ptb_parse_cpu", "copy"]
+)
 def test_shipped_configs_load_with_their_widths(name: str) -> None:
     directory = ROOT / "checkpoints" / name
     if not (directory / "config.json").is_file():

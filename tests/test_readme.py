@@ -38,6 +38,17 @@ EXPENSIVE = {
     "--out runs/ende4": "four training processes of a GPU preset",
     "python -m aiayn reproduce --budget full --out runs/reproduce "
     "--time-limit 36000": "every full-budget experiment: hours on a GPU",
+    "python -m aiayn train --config multi30k_tiny_cpu_en_de "
+    "--out runs/multi30k_tiny_cpu_en_de --no-progress": "80 minutes of training",
+    "python -m aiayn select --run runs/multi30k_tiny_cpu_en_de": (
+        "needs the run of the line above"
+    ),
+    "python -m aiayn evaluate --checkpoint runs/multi30k_tiny_cpu_en_de "
+    "--out runs/multi30k_tiny_cpu_en_de/eval_test_2016_flickr.json": (
+        "needs the run of the lines above"
+    ),
+    "python -m aiayn ship --run runs/multi30k_tiny_cpu_en_de "
+    "--out checkpoints/multi30k_tiny_cpu_en_de": "needs the run of the lines above",
 }
 
 

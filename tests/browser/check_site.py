@@ -10,7 +10,10 @@ for a reader offline. For each page in ``_toc.yml`` it checks that
 
 * the page loads with a title and a non-empty article with a heading;
 * every math element is typeset by MathJax (``mjx-container``), with no TeX error;
-* every image has loaded (``naturalWidth > 0``);
+* every image has loaded (``naturalWidth > 0``) and is not shrunk to less than
+  half its size to fit the column (its labels would be illegible);
+* no table or figure is wider than the article column at 1280 px (it would be cut
+  off or scroll sideways); code blocks that scroll sideways are counted;
 * no notebook output is a traceback, unless its cell is tagged raises-exception;
 * the browser console has no SEVERE entry;
 
@@ -50,6 +53,7 @@ class PageResult:
     title: str = ""
     math: str = "-"
     images: str = "-"
+    wide_code: int = 0  # code blocks that scroll sideways (reported, not failed)
     problems: list[str] = field(default_factory=list)
     screenshot: str = ""
 
@@ -208,6 +212,28 @@ def check_page(
     if broken:
         result.problems.append(f"images not loaded: {broken[:5]}")
 
+    wide = driver.execute_script(
+        "const a = document.querySelector('article');"
+        "if (!a) return [[], [], 0];"
+        "const w = a.clientWidth + 1;"
+        "const tables = Array.from(a.querySelectorAll('table'))"
+        "  .filter(t => t.getBoundingClientRect().width > w || t.scrollWidth > w)"
+        "  .map(t => (t.innerText || '').trim().slice(0, 40));"
+        "const shrunk = Array.from(a.querySelectorAll('img'))"
+        "  .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width > 0"
+        "    && i.getBoundingClientRect().width < 0.5 * i.naturalWidth"
+        "    && i.naturalWidth > w)"
+        "  .map(i => (i.getAttribute('src') || '').slice(0, 60));"
+        "const pres = Array.from(a.querySelectorAll('pre'))"
+        "  .filter(p => p.scrollWidth > p.clientWidth + 1).length;"
+        "return [tables, shrunk, pres];"
+    )
+    tables, shrunk, result.wide_code = wide
+    if tables:
+        result.problems.append(f"tables wider than the column: {tables[:3]}")
+    if shrunk:
+        result.problems.append(f"images shrunk below half size: {shrunk[:3]}")
+
     tracebacks = driver.execute_script(
         "return document.querySelectorAll("
         "'.cell:not(.tag_raises-exception) .output.traceback').length;"
@@ -290,11 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         status = "FAIL" if r.problems else "ok  "
         print(
-            f"{status} {r.doc:34s} math {r.math:>7s}  images {r.images:>5s}  {r.title}"
+            f"{status} {r.doc:34s} math {r.math:>7s}  images {r.images:>5s}  "
+            f"wide code {r.wide_code:3d}  {r.title}"
         )
         for problem in r.problems:
             print(f"       - {problem}")
     print(f"\nscreenshots in {args.screenshots}")
+    print(f"code blocks scrolling sideways: {sum(r.wide_code for r in results)}")
     print(f"browser check: {len(results) - len(failed)} pages ok, {len(failed)} failed")
     return 1 if failed else 0
 
