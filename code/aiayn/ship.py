@@ -108,7 +108,7 @@ def model_card(directory: Path, name: str | None = None) -> str:
     for split, e in evals.items():
         setting = f"beam {e.get('beam')}, alpha {e.get('alpha')}"
         lines += [
-            f"| {split} | BLEU, cased detokenized sacreBLEU ({setting}) | "
+            f"| {split} | BLEU, {_case(e)} detokenized sacreBLEU ({setting}) | "
             f"{_fmt(e['bleu'])} |",
             f"| {split} | BLEU, tokenized lowercased (Multi30k literature) | "
             f"{_fmt(e['tok_bleu'])} |",
@@ -123,7 +123,7 @@ def model_card(directory: Path, name: str | None = None) -> str:
         "",
         f"- Data: {_data_line(cfg)}",
         f"- Model: N={model['n_layers']}, d_model={model['d_model']}, "
-        f"d_ff={model['d_ff']}, h={model['n_heads']}, P_drop={model['dropout']}, "
+        f"d_ff={model['d_ff']}, h={model['n_heads']}, P_drop={_dropout(cfg)}, "
         f"eps_ls={model['label_smoothing']}, vocabulary {model['vocab_size']}, "
         f"{m['parameters']:,} parameters; post-norm={not model['norm_first']}, "
         f"tied embeddings={model['tie_embeddings']}",
@@ -162,6 +162,21 @@ def model_card(directory: Path, name: str | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _case(e: dict[str, Any]) -> str:
+    """'lowercased' or 'cased', from the sacreBLEU signature."""
+    return "lowercased" if "case:lc" in e.get("bleu_signature", "") else "cased"
+
+
+def _dropout(cfg: dict[str, Any]) -> str:
+    """P_drop, or how it rose during training (``dropout_ramp``)."""
+    p = cfg["model"]["dropout"]
+    ramp = cfg.get("dropout_ramp")
+    if not ramp:
+        return str(p)
+    a, b, p1 = ramp
+    return f"{p} rising to {p1} over updates {a}-{b}"
 
 
 def _selection_lines(directory: Path) -> list[str]:
