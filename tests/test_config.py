@@ -139,7 +139,9 @@ def test_shipped_configs_load_with_their_widths(name: str) -> None:
         pytest.skip(f"no shipped checkpoint {name}")
     stored = json.loads((directory / "config.json").read_text())["model"]
     cfg = read_config(directory).model
-    assert widths(cfg) == (stored["d_k"], stored["d_v"])
+    derived = stored["d_model"] // stored["n_heads"]  # what None stands for
+    want = tuple(derived if stored[k] is None else stored[k] for k in ("d_k", "d_v"))
+    assert widths(cfg) == want
     load_model(directory)  # every weight's shape matches the rebuilt model
 
 

@@ -206,6 +206,8 @@ def _check_render(d: Diagram) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert d._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"  # how a notebook shows it
+    assert repr(d).startswith("<Diagram: 7 x ")
     width, height = fig.get_size_inches()
     assert width <= WIDTH
     canvas = FigureCanvasAgg(fig)

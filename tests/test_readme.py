@@ -93,11 +93,15 @@ def test_expensive_aiayn_commands_parse() -> None:
         if "aiayn" in words and words[words.index("aiayn") - 1] == "-m":
             args = build_parser().parse_args(words[words.index("aiayn") + 1 :])
             if args.command == "train":
-                assert args.config == "multi30k_en_de"
+                assert args.config in ("multi30k_en_de", "multi30k_tiny_cpu_en_de")
+            elif args.command in ("select", "ship"):
+                assert args.run == Path("runs/multi30k_tiny_cpu_en_de")
+            elif args.command == "evaluate":
+                assert args.checkpoint == Path("runs/multi30k_tiny_cpu_en_de")
             else:
                 assert args.command == "reproduce" and args.budget == "full"
             parsed += 1
-    assert parsed == 3
+    assert parsed == 7
 
 
 def fresh_copy(dst: Path) -> Path:

@@ -13,11 +13,13 @@ and :func:`figure_2` reads a :class:`~aiayn.attention.MultiHeadAttention`, so a
 change to the model changes the drawing. Each box is labelled with what it is and
 where it lives: an attribute path such as ``encoder[i].self_attn`` (``[i]`` is
 any layer, :func:`resolve` follows it) or a snippet of the source it stands for.
-Both return the matplotlib Figure and the list of boxes drawn, for the tests.
+Both return a :class:`Diagram`: the matplotlib Figure and the list of boxes drawn
+(for the tests); a notebook shows it as a picture.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -71,10 +73,22 @@ class Box:
 
 
 class Diagram(NamedTuple):
-    """A drawn figure and its boxes, bottom to top within each column."""
+    """A drawn figure and its boxes, bottom to top within each column.
+
+    A notebook shows a Diagram as its picture (PNG at 100 dpi, the book's scale).
+    """
 
     figure: Figure
     boxes: list[Box]
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        w, h = self.figure.get_size_inches()
+        return f"<Diagram: {w:.3g} x {h:.3g} in, {len(self.boxes)} boxes>"
 
 
 def resolve(root: Any, path: str, i: int = 0) -> Any:
@@ -410,7 +424,7 @@ def figure_2(source: ModelConfig | MultiHeadAttention) -> Diagram:
     canvas.label(Box(f"d_k = {d_k}, d_v = {d_v}", "text", x=WIDTH / 4, y=height - 0.45))
 
     # right: multi-head attention
-    cx, bw = 5.1, 2.6
+    cx, bw = 5.05, 2.6
     shadows = min(h, 4) - 1  # the paper's stack of h copies
     lin = []
     for name, attr, dx in (("V", "w_v", -0.95), ("K", "w_k", 0.0), ("Q", "w_q", 0.95)):
@@ -428,16 +442,15 @@ def figure_2(source: ModelConfig | MultiHeadAttention) -> Diagram:
             code="F.scaled_dot_product_attention",
             x=cx,
             y=1.9,
-            w=bw,
+            w=bw - 0.2,
             h=BOX_H,
         ),
         shadows,
     )
     for b in lin:
         canvas.arrow([(b.x, b.y + b.h / 2), (b.x, sdpa.y - sdpa.h / 2)])
-    canvas.label(
-        Box(f"h = {h}", "stack", path="h", x=cx + bw / 2 + 0.38, y=sdpa.y, w=0.4, h=0.2)
-    )
+    x_h = sdpa.x + sdpa.w / 2 + 0.06 * shadows + 0.35  # clear of the copies
+    canvas.label(Box(f"h = {h}", "stack", path="h", x=x_h, y=sdpa.y, w=0.4, h=0.2))
     concat = canvas.box(
         Box(
             f"Concat: h \u00b7 d_v = {h * d_v}",
