@@ -105,13 +105,16 @@ def select(
     beam, alpha = best["beam"], best["alpha"]
 
     side_by_side = []  # last, best single, chosen: dev scores with the chosen beam
+    decoded = {tuple(chosen["checkpoints"]): {
+        k: v for k, v in best.items() if k not in ("beam", "alpha")
+    }}  # fmt: skip
     for label, c in (("last", last), ("best single", best_single), ("chosen", chosen)):
-        if c is chosen:
-            scores = {k: v for k, v in best.items() if k not in ("beam", "alpha")}
-        else:
+        key = tuple(c["checkpoints"])
+        if key not in decoded:  # the last is often the best single: decode it once
             dirs = [run / "checkpoints" / n for n in c["checkpoints"]]
             ckpt.load_into(model, ckpt.average_checkpoints(dirs), run)
-            scores = _numbers(task.evaluate(model, data, beam, alpha))
+            decoded[key] = _numbers(task.evaluate(model, data, beam, alpha))
+        scores = decoded[key]
         side_by_side.append(
             {"which": label, "name": c["name"], "dev_ppl": c["dev_ppl"]} | scores
         )
