@@ -13,15 +13,20 @@ import pytest
 import torch
 
 from aiayn import checkpoint as ckpt
+from aiayn.config import ModelConfig
+from aiayn.decoding import beam_search, greedy_decode
 from aiayn.errors import AiaynError
+from aiayn.model import Transformer
 from aiayn.parsing import (
     Tree,
     delinearize,
     evalb,
     linearize,
+    most_frequent_shapes,
     parse_mrg,
     pos_tags,
     right_branching,
+    shape_baseline,
     to_string,
     words,
 )
@@ -29,9 +34,13 @@ from aiayn.presets import get_preset
 from aiayn.tasks import TaskData, evaluate, get_task
 from aiayn.tasks.parse import (
     PHRASE_LABELS,
+    POS_TAGS,
     TARGET_SYMBOLS,
+    TreeConstraint,
     draw_tree,
+    predict,
     score,
+    target_symbols,
     well_formed,
 )
 from aiayn.tokenizer import (
@@ -148,6 +157,91 @@ def test_well_formed() -> None:
     assert not well_formed("(S XX )S (S XX )S".split(), 2)  # two trees
     assert not well_formed("XX (S XX )S".split(), 2)  # a word outside the tree
     assert not well_formed([], 0)
+
+
+def test_well_formed_with_tag_leaves_and_empty_brackets() -> None:
+    assert well_formed("(S (NP NNP )NP (VP VBZ )VP )S".split(), 2)
+    assert not well_formed("(S (NP )NP (VP XX )VP )S".split(), 1)  # NP has no word
+    assert not well_formed("(S ( XX )S".split(), 1)
+
+
+def test_tagged_targets_and_their_vocabulary() -> None:
+    assert len(POS_TAGS) == len(set(POS_TAGS)) == 45
+    pos = target_symbols("pos")
+    assert len(pos) == len(set(pos)) == 45 + 52 and "XX" not in pos
+    assert target_symbols("XX") == TARGET_SYMBOLS
+    with pytest.raises(AiaynError, match="parse_leaves"):
+        target_symbols("words")
+    (tree,) = parse_mrg("(S (NP (NNP John)) (VP (VBZ has) (NP (DT a) (NN dog))))")
+    tagged = linearize(tree, tags=True)
+    assert " ".join(tagged) == "(S (NP NNP )NP (VP VBZ (NP DT NN )NP )VP )S"
+    assert delinearize(tagged, words(tree)) == tree  # the tags come back too
+    assert pos_tags(delinearize(linearize(tree), words(tree))) == ["XX"] * 4
+
+
+def test_shape_baseline_is_the_commonest_tree_of_each_length() -> None:
+    trees = parse_mrg(
+        "(S (NP (NNP A)) (VP (VBZ b)))"
+        "(S (NP (NNP C)) (VP (VBZ d)))"
+        "(NP (NP (NN e)) (NN f))"
+        "(S (NP (DT a) (NN b)) (VP (VBZ c)))"
+    )
+    shapes = most_frequent_shapes(trees)
+    assert sorted(shapes) == [2, 3]
+    assert " ".join(shapes[2]) == "(S (NP XX )NP (VP XX )VP )S"  # 2 of 3 trees
+    got = shape_baseline(shapes, ["x", "y", "z"])
+    assert to_string(got) == "(S (NP (XX x) (XX y)) (VP (XX z)))"
+    assert shape_baseline(shapes, ["x"] * 5) == right_branching(["x"] * 5)
+
+
+def _random_parser(tok: ParseTokenizer, seed: int) -> Transformer:
+    torch.manual_seed(seed)
+    cfg = ModelConfig.tiny(
+        vocab_size=tok.vocab_size, src_vocab_size=tok.src_vocab_size, max_len=128
+    )
+    return Transformer(cfg).eval()
+
+
+@pytest.mark.parametrize("leaves", ["XX", "pos"])
+def test_constrained_search_writes_only_well_formed_trees(leaves: str) -> None:
+    sentences = [
+        "The dog barks .".split(),
+        "A cat saw the dog in the big old house today".split(),
+        ["Yes"],
+    ]
+    tok = ParseTokenizer.train(sentences, target_symbols(leaves))
+    for seed in range(3):  # untrained models: anything but a tree, left alone
+        model = _random_parser(tok, seed)
+        free = predict(model, tok, sentences, beam_size=3, extra_len=40)
+        pairs = zip(free, sentences, strict=True)
+        assert not all(well_formed(o, len(s)) for o, s in pairs)
+        for beam, extra in ((1, 40), (4, 40), (4, 12)):
+            out = predict(
+                model, tok, sentences, beam_size=beam, extra_len=extra,
+                constrained=True,
+            )  # fmt: skip
+            for o, s in zip(out, sentences, strict=True):
+                assert well_formed(o, len(s)), (seed, beam, extra, o)
+                assert len(o) + 1 <= len(s) + 1 + extra  # EOS within the limit
+                tree = delinearize(o, s)
+                assert linearize(tree, tags=leaves == "pos") == o  # nothing repaired
+
+
+class _AllowAll(TreeConstraint):
+    def allowed(self, t: int, limits: torch.Tensor) -> torch.Tensor:
+        return torch.ones(self.n.numel(), len(self.is_leaf), dtype=torch.bool)
+
+
+def test_a_constraint_that_allows_everything_changes_nothing() -> None:
+    sentences = ["The dog barks .".split(), "A cat saw it".split()]
+    tok = ParseTokenizer.train(sentences, TARGET_SYMBOLS)
+    model = _random_parser(tok, 0)
+    src = torch.tensor([tok.encode(" ".join(s)) + [2] for s in sentences])
+    for decode in (
+        lambda c: beam_search(model, src, 4, 0.3, extra_len=20, constraint=c),
+        lambda c: greedy_decode(model, src, extra_len=20, constraint=c),
+    ):
+        assert decode(_AllowAll(tok)) == decode(None)
 
 
 def test_score_against_gold_and_right_branching() -> None:

@@ -11,6 +11,7 @@ from aiayn import checkpoint as ckpt
 from aiayn.config import TrainConfig
 from aiayn.errors import AiaynError
 from aiayn.presets import get_preset
+from aiayn.ship import ship
 from aiayn.train import train
 
 # 200 copy pairs make about 3 batches per epoch, so 6 steps cross two epoch
@@ -142,3 +143,28 @@ def test_a_run_directory_is_never_overwritten(
     other.mkdir()
     (other / "README.txt").write_text("notes\n")
     assert train(_cfg(1), other, progress=False)["steps"] == 1
+
+
+def test_max_minutes_stops_checkpoints_and_finishes(tmp_path: Path) -> None:
+    """A time budget ends the run at the step that crosses it, as a finished run."""
+    out = tmp_path / "run"
+    cfg = _cfg(6).with_overrides(["max_minutes=1e-9"])  # spent by the first step
+    metrics = train(cfg, out, progress=False)
+    assert metrics["steps"] == 1 and metrics["stopped_by"] == "max_minutes"
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step_0000001"]
+    assert [r["step"] for r in _log(out)] == [1]  # evaluated where it stopped
+    assert (out / ckpt.WEIGHTS).exists()
+    card = (ship(out, tmp_path / "one") / "README.md").read_text()
+    assert "Stopped at step 1 of 6 by the time budget, max_minutes=1e-09" in card
+    # Resumed with the budget already spent: no more steps, finished again.
+    again = train(cfg, out, resume=True, progress=False, command="second")
+    assert again["steps"] == 1 and again["stopped_by"] == "max_minutes"
+    assert again["segments"] == 2 and again["commands"][1:] == ["second"]
+    # Without a budget the same run goes on to max_steps.
+    done = train(_cfg(6), out, resume=True, progress=False, command="third")
+    assert done["steps"] == 6 and done["stopped_by"] == "max_steps"
+    assert done["commands"][1:] == ["third"]  # the second trained nothing
+    card = (ship(out, tmp_path / "three") / "README.md").read_text()
+    assert "1. `" in card and "2. `third`" in card and "Stopped" not in card
+    with pytest.raises(AiaynError, match="max_minutes"):
+        _cfg(6).with_overrides(["max_minutes=0"])

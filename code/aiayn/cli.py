@@ -24,6 +24,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -132,6 +133,12 @@ def _add_decoding(p: argparse.ArgumentParser) -> None:
         type=float,
         help="length penalty, >= 0 (default: the model's own: the paper's 0.6 for "
         "translation, 0.3 for parsing)",
+    )
+    p.add_argument(
+        "--constrained",
+        action=argparse.BooleanOptionalAction,
+        help="parsing: search only well-formed trees, one leaf per word (default: "
+        "the model's own constrained_decoding; not in the paper)",
     )
 
 
@@ -334,7 +341,10 @@ def _load(args: argparse.Namespace, device: torch.device):  # -> (model, tok, cf
     from .tokenizer import load_tokenizer
 
     model = load_model(args.checkpoint, device)
-    return model, load_tokenizer(args.checkpoint), read_config(args.checkpoint)
+    cfg = read_config(args.checkpoint)
+    if getattr(args, "constrained", None) is not None:
+        cfg = replace(cfg, constrained_decoding=args.constrained)
+    return model, load_tokenizer(args.checkpoint), cfg
 
 
 def _evaluate(args: argparse.Namespace, argv: list[str]) -> int:

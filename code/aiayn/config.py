@@ -23,6 +23,7 @@ from .errors import AiaynError
 AMP_CHOICES = ("auto", "fp32", "bf16", "fp16")  # TrainConfig.amp
 VOCAB_KINDS = ("bpe", "wordpiece")  # TrainConfig.vocab_kind
 PREPROCESSING = ("raw", "lc.norm.tok")  # TrainConfig.preprocessing (aiayn.multi30k)
+PARSE_LEAVES = ("XX", "pos")  # TrainConfig.parse_leaves (aiayn.tasks.parse)
 
 
 @dataclass
@@ -134,6 +135,11 @@ class TrainConfig:
     copy_max_len: int = 12
     copy_train_size: int = 20000  # distinct random sequences per epoch
     copy_test_size: int = 500
+    # parsing (section 6.3)
+    parse_leaves: str = "XX"  # each word's target symbol: Vinyals et al.'s "XX" or
+    # its POS tag ("pos": the target also tags the sentence; not in the paper)
+    constrained_decoding: bool = False  # parse: search only well-formed trees with
+    # one leaf per word (not in the paper; without it, parsing.delinearize repairs)
     # optimisation (section 5.3)
     max_tokens: int = 25000  # padded source and target tokens per optimizer step
     # (the paper's "25000 source and 25000 target tokens" per batch), split evenly
@@ -150,6 +156,9 @@ class TrainConfig:
     dropout_ramp: tuple[int, int, float] | None = None  # (a, b, p): residual and
     # embedding dropout rise linearly from model.dropout at step a to p at step b
     # (not in the paper: little dropout while the model learns, more once it fits)
+    max_minutes: float | None = None  # also stop (checkpoint, average, finish)
+    # at the first step that ends past this much training wall time, counted over
+    # resumes; not in the paper: a fixed-time budget, as on a shared 2-core CPU
     seed: int = 1234
     amp: str = "auto"  # "auto": bf16 (or fp16+scaler) on CUDA, fp32 on CPU
     compile: bool = False  # torch.compile the model
@@ -199,6 +208,8 @@ class TrainConfig:
         numbers = all(isinstance(b, int | float) for b in betas)
         if len(betas) != 2 or not numbers or not all(0 <= b < 1 for b in betas):
             problems.append(f"adam_betas={list(betas)} (two values in [0, 1))")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            problems.append(f"max_minutes={self.max_minutes} (must be > 0, or none)")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             problems.append(
                 f"clip_grad_norm={self.clip_grad_norm} (must be > 0, or none)"
@@ -220,6 +231,10 @@ class TrainConfig:
             problems.append(
                 f"preprocessing={self.preprocessing!r} (one of "
                 f"{', '.join(PREPROCESSING)})"
+            )
+        if self.parse_leaves not in PARSE_LEAVES:
+            problems.append(
+                f"parse_leaves={self.parse_leaves!r} (one of {', '.join(PARSE_LEAVES)})"
             )
         if self.vocab_kind not in VOCAB_KINDS:
             problems.append(

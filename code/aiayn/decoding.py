@@ -11,7 +11,11 @@ over sentences and use the decoder's key/value cache, so each step runs the deco
 on one new position only. Neither ever emits padding or beginning-of-sentence.
 
 Both return, for each source sentence, its output token ids without BOS and EOS.
-They decode in evaluation mode (no dropout) and leave the model in the mode they
+Both accept a `Constraint` (not in the paper): an object that says, before each
+step, which tokens each hypothesis may take next, and follows the tokens chosen.
+Parsing uses one to allow only well-formed trees (`aiayn.tasks.parse`); tokens it
+forbids get log-probability -inf, the others keep the model's own. They decode in
+evaluation mode (no dropout) and leave the model in the mode they
 found it, so decoding in the middle of training keeps training's dropout.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +41,25 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for m, training in modes:
             m.training = training
+
+
+class Constraint(Protocol):
+    """Which next tokens each hypothesis may take; stateful, one per decode call.
+
+    ``begin(src, k)`` is called once with the (B, S) source batch and the number of
+    hypotheses per sentence (1 for greedy search, the beam size for beam search);
+    hypothesis row ``b * k + j`` belongs to sentence b. Before step t,
+    ``allowed(t, limits)`` returns a (B * k, V) boolean mask (``limits``: (B * k,)
+    the most tokens each row may generate, EOS included). After the step,
+    ``advance(rows, tokens)`` says that new row i continues old row ``rows[i]``
+    with ``tokens[i]``.
+    """
+
+    def begin(self, src: Tensor, k: int) -> None: ...
+
+    def allowed(self, t: int, limits: Tensor) -> Tensor: ...
+
+    def advance(self, rows: Tensor, tokens: Tensor) -> None: ...
 
 
 def length_penalty(length: Tensor | int, alpha: float) -> Tensor:
@@ -65,15 +89,23 @@ def _log_probs(logits: Tensor, model: Transformer) -> Tensor:
 
 @torch.no_grad()
 def greedy_decode(
-    model: Transformer, src: Tensor, max_len: int | None = None, extra_len: int = 50
+    model: Transformer,
+    src: Tensor,
+    max_len: int | None = None,
+    extra_len: int = 50,
+    constraint: Constraint | None = None,
 ) -> list[list[int]]:
-    """Pick the most probable next token until EOS or the length limit."""
+    """Pick the most probable next token (that `constraint` allows) until EOS."""
     with eval_mode(model):
-        return _greedy_decode(model, src, max_len, extra_len)
+        return _greedy_decode(model, src, max_len, extra_len, constraint)
 
 
 def _greedy_decode(
-    model: Transformer, src: Tensor, max_len: int | None, extra_len: int
+    model: Transformer,
+    src: Tensor,
+    max_len: int | None,
+    extra_len: int,
+    constraint: Constraint | None,
 ) -> list[list[int]]:
     cfg = model.cfg
     B = src.size(0)
@@ -83,10 +115,17 @@ def _greedy_decode(
     token = torch.full((B, 1), cfg.bos_id, dtype=torch.long, device=src.device)
     out = []
     done = torch.zeros(B, dtype=torch.bool, device=src.device)
+    rows = torch.arange(B, device=src.device)
+    if constraint is not None:
+        constraint.begin(src, 1)
     for t in range(int(limits.max())):
         logits = model.decode(token, memory, src_mask, cache, offset=t)  # (B, 1, V)
-        nxt = _log_probs(logits[:, -1], model).argmax(dim=-1)  # (B,)
-        nxt = nxt.masked_fill(done, cfg.pad_id)
+        logp = _log_probs(logits[:, -1], model)  # (B, V)
+        if constraint is not None:
+            logp = logp.masked_fill(~constraint.allowed(t, limits), float("-inf"))
+        nxt = logp.argmax(dim=-1).masked_fill(done, cfg.pad_id)  # (B,)
+        if constraint is not None:
+            constraint.advance(rows, nxt)
         out.append(nxt)
         done |= (nxt == cfg.eos_id) | (t + 1 >= limits)
         if bool(done.all()):
@@ -111,6 +150,7 @@ def beam_search(
     alpha: float = 0.6,
     max_len: int | None = None,
     extra_len: int = 50,
+    constraint: Constraint | None = None,
 ) -> list[list[int]]:
     """Beam search with GNMT's length penalty; returns the best hypothesis each.
 
@@ -120,9 +160,12 @@ def beam_search(
     finished as it stands. A sentence stops when no live hypothesis can still beat
     its best finished one: with alpha >= 0 the best a live hypothesis can reach is
     its log-probability divided by lp(limit), since log-probabilities only fall.
+    With a `constraint`, only the tokens it allows are candidates.
     """
     with eval_mode(model):
-        return _beam_search(model, src, beam_size, alpha, max_len, extra_len)
+        return _beam_search(
+            model, src, beam_size, alpha, max_len, extra_len, constraint
+        )
 
 
 def _beam_search(
@@ -132,6 +175,7 @@ def _beam_search(
     alpha: float,
     max_len: int | None,
     extra_len: int,
+    constraint: Constraint | None = None,
 ) -> list[list[int]]:
     cfg = model.cfg
     B, K, device = src.size(0), beam_size, src.device
@@ -149,11 +193,18 @@ def _beam_search(
     best_seq = torch.full((B, L + 1), cfg.pad_id, dtype=torch.long, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)
     n_cand = min(2 * K, K * cfg.vocab_size)
+    if constraint is not None:
+        constraint.begin(src, K)
+        row_limits = limits.repeat_interleave(K)  # (B*K,)
 
     for t in range(L):
         token = alive_seq[:, :, -1].reshape(B * K, 1)  # (B*K, 1)
         logits = model.decode(token, memory, src_mask, cache, offset=t)  # (B*K,1,V)
-        logp = _log_probs(logits[:, -1], model).view(B, K, -1)  # (B, K, V)
+        logp = _log_probs(logits[:, -1], model)  # (B*K, V)
+        if constraint is not None:
+            allowed = constraint.allowed(t, row_limits)
+            logp = logp.masked_fill(~allowed, float("-inf"))
+        logp = logp.view(B, K, -1)  # (B, K, V)
         V = logp.size(-1)
         cand = (alive_logp[:, :, None] + logp).view(B, K * V)  # (B, K*V)
         cand_logp, cand_idx = cand.topk(n_cand, dim=1)  # (B, 2K)
@@ -186,6 +237,8 @@ def _beam_search(
         src_beam = beam.gather(1, keep)  # (B, K) rows they came from
         flat = (torch.arange(B, device=device)[:, None] * K + src_beam).view(-1)
         reorder_cache(cache, flat)  # (B*K,) rows of the self-attention caches
+        if constraint is not None:
+            constraint.advance(flat, alive_seq[:, :, -1].reshape(-1))
 
         # Stop a sentence once no live hypothesis can overtake its best.
         bound = alive_logp[:, 0] / length_penalty(limits, alpha)  # (B,)

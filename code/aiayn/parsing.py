@@ -8,8 +8,9 @@ the target the depth-first linearised tree with POS tags normalised to ``XX``:
 
 Here: reading ``.mrg`` files (:func:`parse_mrg`), preprocessing (:func:`clean`),
 a split by file (:func:`split_by_file`), linearisation and its repairing inverse
-(:func:`linearize`, :func:`delinearize`), and labelled bracket scoring as EVALB
-does with ``COLLINS.prm`` (:func:`brackets`, :func:`evalb`):
+(:func:`linearize`, :func:`delinearize`), labelled bracket scoring as EVALB does
+with ``COLLINS.prm`` (:func:`brackets`, :func:`evalb`), and two baselines for
+scale (:func:`right_branching`, :func:`shape_baseline`). ``COLLINS.prm`` says:
 
     DELETE_LABEL TOP -NONE- , : `` '' .     EQ_LABEL ADVP PRT     CUTOFF_LEN 40
 
@@ -145,9 +146,13 @@ def pos_tags(tree: Tree) -> list[str]:
     return [n.label for e, n in _walk(tree) if e == "leaf"]
 
 
-def linearize(tree: Tree) -> list[str]:
-    """Vinyals et al.'s target sequence: "(S", "(NP", "XX", ")NP", ..., ")S"."""
-    names = {"open": "({}", "leaf": XX, "close": "){}"}
+def linearize(tree: Tree, tags: bool = False) -> list[str]:
+    """Vinyals et al.'s target sequence: "(S", "(NP", "XX", ")NP", ..., ")S".
+
+    With `tags`, each word's POS tag stands in its place instead of ``XX``:
+    "(S", "(NP", "NNP", ")NP", ... (Vinyals et al. normalise the tags away).
+    """
+    names = {"open": "({}", "leaf": "{}" if tags else XX, "close": "){}"}
     return [names[e].format(n.label) for e, n in _walk(tree)]
 
 
@@ -178,13 +183,15 @@ def delinearize(
     constituent still open (else the last top-level one), and all open
     constituents are closed. Constituents with no words are removed. If the
     result is not a single phrase, it is wrapped in `root`. POS tags come from
-    `pos` (the gold tags, so EVALB can find punctuation), else ``XX``.
+    `pos` (the gold tags, so EVALB can find punctuation), else from the leaf
+    tokens themselves (``XX``, or the tags a model trained with tagged leaves
+    wrote; words no token took get ``XX``).
     """
     if not words:
         raise AiaynError("delinearize needs at least one word to build a tree over")
     if pos is not None and len(pos) != len(words):
         raise AiaynError(f"{len(pos)} POS tags for {len(words)} words")
-    tags = pos if pos is not None else [XX] * len(words)
+    tags = list(pos) if pos is not None else [XX] * len(words)
     top = Tree(root)  # virtual root; its children are the top-level constituents
     stack, i = [top], 0
 
@@ -202,7 +209,8 @@ def delinearize(
             if len(stack) > 1:
                 close()
         elif tok != "(" and i < len(words):
-            stack[-1].children.append(Tree(tags[i], [words[i]]))
+            tag = tags[i] if pos is not None else tok
+            stack[-1].children.append(Tree(tag, [words[i]]))
             i += 1
     last = top.children[-1] if top.children else None
     if len(stack) == 1 and isinstance(last, Tree) and not last.is_preterminal:
@@ -287,6 +295,33 @@ def evalb(
         "gold_brackets": n_gold,
         "pred_brackets": n_pred,
     }
+
+
+def most_frequent_shapes(trees: list[Tree]) -> dict[int, list[str]]:
+    """A learned baseline: for each sentence length, the commonest linearised tree.
+
+    The shape is the tree without its words (``linearize``, POS tags as ``XX``);
+    ties go to the shape seen first. :func:`shape_baseline` applies it.
+    """
+    counts: dict[int, Counter[tuple[str, ...]]] = {}
+    first: dict[tuple[str, ...], int] = {}
+    for k, tree in enumerate(trees):
+        shape = tuple(linearize(tree))
+        counts.setdefault(len(words(tree)), Counter())[shape] += 1
+        first.setdefault(shape, k)
+    return {
+        n: list(max(c, key=lambda sh: (c[sh], -first[sh])))
+        for n, c in sorted(counts.items())
+    }
+
+
+def shape_baseline(shapes: dict[int, list[str]], words: list[str]) -> Tree:
+    """The commonest training tree of this many words, over `words`.
+
+    A length never seen in training falls back to :func:`right_branching`.
+    """
+    shape = shapes.get(len(words))
+    return delinearize(shape, words) if shape else right_branching(words)
 
 
 def right_branching(words: list[str], pos: list[str] | None = None) -> Tree:

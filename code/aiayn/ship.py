@@ -143,7 +143,7 @@ def model_card(directory: Path, name: str | None = None) -> str:
             if m.get("segments", 1) > 1
             else ""
         ),
-        f"- Command: `{m['command']}`",
+        *_command_lines(m, cfg),
     ]
     lines += _selection_lines(directory)
     for split, e in evals.items():
@@ -162,6 +162,22 @@ def model_card(directory: Path, name: str | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _command_lines(m: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    """The training command, or each segment's of a resumed run; how it stopped."""
+    commands = m.get("commands") or [m["command"]]
+    if len(commands) == 1:
+        lines = [f"- Command: `{commands[0]}`"]
+    else:
+        lines = ["- Commands, one per segment, in order:"]
+        lines += [f"  {i}. `{c}`" for i, c in enumerate(commands, 1)]
+    if m.get("stopped_by") == "max_minutes":
+        lines.append(
+            f"- Stopped at step {m['steps']} of {cfg['max_steps']} by the time "
+            f"budget, max_minutes={cfg.get('max_minutes')}"
+        )
+    return lines
 
 
 def _case(e: dict[str, Any]) -> str:

@@ -187,7 +187,23 @@ def train(
     t0 = time.perf_counter()
     tokens_done = 0
     losses: list[float] = []
-    while step < cfg.max_steps:
+    this_command = command or " ".join(sys.argv)
+
+    def out_of_time() -> bool:
+        """Past ``cfg.max_minutes`` (all ranks agree: rank 0's clock decides)."""
+        if cfg.max_minutes is None:
+            return False
+        over = before["wall_s"] + time.perf_counter() - t0 >= 60 * cfg.max_minutes
+        if world > 1:
+            flag = torch.tensor([float(over)], device=dev)
+            dist.broadcast(flag, src=0)
+            over = bool(flag.item())
+        return over
+
+    stopped_by = "max_steps"
+    if 0 < step < cfg.max_steps and out_of_time():
+        stopped_by = "max_minutes"  # a resumed run whose budget is already spent
+    while step < cfg.max_steps and stopped_by == "max_steps":
         model.train()
         if cfg.dropout_ramp is not None:
             set_residual_dropout(model, ramped_dropout(cfg, step))
@@ -244,7 +260,10 @@ def train(
             tok_s=f"{tokens_done / elapsed:,.0f}",
             lr=f"{scheduler.get_last_lr()[0]:.2e}",
         )
-        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+        if step < cfg.max_steps and out_of_time():
+            stopped_by = "max_minutes"  # this step is the last: evaluate and save
+        final = step == cfg.max_steps or stopped_by == "max_minutes"
+        if step % cfg.eval_every == 0 or final:
             if is_main:
                 record = {
                     "step": step,
@@ -273,7 +292,7 @@ def train(
                 bar.write(_describe(record))
                 losses = []
             _barrier(world)
-        if step % cfg.save_every == 0 or step == cfg.max_steps:
+        if step % cfg.save_every == 0 or final:
             if is_main:
                 state = {
                     "optimizer": optimizer.state_dict(),
@@ -288,6 +307,7 @@ def train(
                         "wall_s": before["wall_s"] + time.perf_counter() - t0,
                         "tokens": before["tokens"] + tokens_done,
                         "segments": before["segments"] + 1,
+                        "commands": [*before.get("commands", []), this_command],
                     },
                 }
                 d = out / "checkpoints" / f"step_{step:07d}"
@@ -311,6 +331,7 @@ def train(
             command,
             micro_tokens,
             before,
+            stopped_by,
         )
     _barrier(world)
     if world > 1:
@@ -349,6 +370,7 @@ def _finish(
     command: str | None,
     micro_tokens: int,
     before: dict[str, Any],
+    stopped_by: str = "max_steps",
 ) -> dict[str, Any]:
     """Average the last checkpoints, write the model directory and metrics.json."""
     cfg = data.cfg
@@ -361,6 +383,7 @@ def _finish(
     metrics: dict[str, Any] = {
         "config": cfg.name,
         "steps": step,
+        "stopped_by": stopped_by,  # max_steps, or the max_minutes budget
         "averaged_checkpoints": [p.name for p in found],
         **dev_loss(model, data, micro_tokens, dev),
         **_scores(task.evaluate(model, data, cfg.beam_size, cfg.alpha)),
@@ -376,8 +399,9 @@ def _finish(
         "train_target_tokens": before["tokens"] + tokens,
         "epochs": round((before["tokens"] + tokens) / max(epoch_tokens, 1), 2),
         "segments": before["segments"] + 1,  # 1 + how often it was resumed
+        "commands": [*before.get("commands", []), command or " ".join(sys.argv)],
         "parameters": model.num_parameters(),
-        "command": command or " ".join(sys.argv),
+        "command": command or " ".join(sys.argv),  # this segment's
         "history": history,
     }
     ckpt.atomic_write(out / "metrics.json", json.dumps(metrics, indent=2))

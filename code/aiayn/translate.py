@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .batching import encode_sources
-from .decoding import beam_search, greedy_decode
+from .decoding import Constraint, beam_search, greedy_decode
 from .model import Transformer
 from .tokenizer import Tokenizer
 
@@ -29,8 +29,12 @@ def decode_ids(
     extra_len: int = 50,
     batch_tokens: int = 4000,
     progress: bool = False,
+    constraint: Constraint | None = None,
 ) -> list[list[int]]:
-    """Decode source id lists (no EOS); beam_size 1 means greedy search."""
+    """Decode source id lists (no EOS); beam_size 1 means greedy search.
+
+    A `constraint` (see `aiayn.decoding.Constraint`) is begun afresh per batch.
+    """
     cfg = model.cfg
     device = next(model.parameters()).device
     limit = cfg.max_len - 1  # room for the EOS appended to every source
@@ -56,9 +60,14 @@ def decode_ids(
         src = encode_sources(ids, cfg.pad_id, cfg.eos_id).to(device)  # (B, S)
         with torch.autocast(device.type, enabled=False):
             if beam_size <= 1:
-                out = greedy_decode(model, src, extra_len=extra_len)
+                out = greedy_decode(
+                    model, src, extra_len=extra_len, constraint=constraint
+                )
             else:
-                out = beam_search(model, src, beam_size, alpha, extra_len=extra_len)
+                out = beam_search(
+                    model, src, beam_size, alpha, extra_len=extra_len,
+                    constraint=constraint,
+                )  # fmt: skip
         for i, o in zip(batch, out, strict=True):
             outputs[i] = o
     if truncated:

@@ -26,8 +26,17 @@ Decoding is the paper's: beam 21, alpha 0.3, at most input length + 300
 tokens (``TrainConfig.extra_len``; the model's ``max_len`` must cover it).
 `parsing.delinearize` turns each output into a tree over the sentence's words,
 repairing what is ill-formed, and `parsing.evalb` scores it (``COLLINS.prm``)
-over all sentences and those of at most 40 words, beside a right-branching
-tree on the same sentences for scale.
+over all sentences and those of at most 40 words, beside two baselines on the
+same sentences for scale: a right-branching tree, and the commonest training
+tree of the sentence's length (`parsing.shape_baseline`).
+
+Two options that are not in the paper, both off by default:
+
+- ``TrainConfig.parse_leaves = "pos"``: each word's target symbol is its POS tag
+  instead of ``XX`` (97 tree symbols instead of 53), so the decoder also tags the
+  sentence, a per-word task that ties each leaf to its source word.
+- ``TrainConfig.constrained_decoding``: the search (`TreeConstraint`) only
+  writes well-formed trees with one leaf per word, so no output needs repair.
 """
 
 from __future__ import annotations
@@ -37,6 +46,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
 
 from .. import ptb
 from ..config import TrainConfig
@@ -49,13 +61,22 @@ from ..parsing import (
     delinearize,
     evalb,
     linearize,
+    most_frequent_shapes,
     parse_mrg,
     right_branching,
+    shape_baseline,
     split_by_file,
     to_string,
     words,
 )
-from ..tokenizer import UNK_ID, ParseTokenizer, Tokenizer
+from ..tokenizer import (
+    EOS_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    UNK_ID,
+    ParseTokenizer,
+    Tokenizer,
+)
 from ..translate import decode_ids
 from . import register
 from .base import Evaluation, Task, TaskData
@@ -74,7 +95,118 @@ TARGET_SYMBOLS = (  # 53: XX, then (L for each label, then )L
     *(f"({label}" for label in PHRASE_LABELS),
     *(f"){label}" for label in PHRASE_LABELS),
 )
+POS_TAGS = (  # the 45 tags of the Penn Treebank (Marcus et al. 1993), as the sample
+    "#", "$", "''", ",", "-LRB-", "-RRB-", ".", ":", "CC", "CD", "DT", "EX", "FW",
+    "IN", "JJ", "JJR", "JJS", "LS", "MD", "NN", "NNP", "NNPS", "NNS", "PDT", "POS",
+    "PRP", "PRP$", "RB", "RBR", "RBS", "RP", "SYM", "TO", "UH", "VB", "VBD", "VBG",
+    "VBN", "VBP", "VBZ", "WDT", "WP", "WP$", "WRB", "``",
+)  # fmt: skip
 MIN_COUNT = 2  # a source word seen fewer times in training is unknown
+
+
+def target_symbols(leaves: str = XX) -> tuple[str, ...]:
+    """The tree symbols: the leaf (``XX``, or the 45 POS tags), then the brackets."""
+    if leaves == XX:
+        return TARGET_SYMBOLS
+    if leaves == "pos":
+        return (*POS_TAGS, *TARGET_SYMBOLS[1:])
+    raise AiaynError(f"parse_leaves={leaves!r} (one of XX, pos)")
+
+
+def is_bracket(symbol: str) -> bool:
+    """True for ``(L`` and ``)L``; every other tree symbol is a leaf."""
+    return len(symbol) > 1 and symbol[0] in "()"
+
+
+class TreeConstraint:
+    """Beam or greedy search that only writes well-formed trees (not in the paper).
+
+    A `aiayn.decoding.Constraint` over the target vocabulary of a
+    `ParseTokenizer`. Each hypothesis carries its stack of open labels, whether
+    the innermost one has a word yet, and how many leaves it has written. Allowed:
+
+    - ``(L`` to open the root, or inside it, while words remain;
+    - a leaf (``XX`` or a tag) inside a constituent, while words remain;
+    - ``)L`` only for the innermost open L once it holds a word (the root only
+      once every word has its leaf);
+    - EOS only after the root closes.
+
+    A token is also allowed only if what must follow it (a leaf for each
+    remaining word, a ``)`` for each open constituent, EOS) fits in the output
+    length limit, so every hypothesis can finish. Sentences are the source rows
+    without padding and EOS: one source id per word, as `ParseTokenizer` writes.
+    Unary chains stay possible (the treebank has them); the length limit bounds
+    them. If the limit leaves no room for a tree at all, the output is empty.
+    """
+
+    def __init__(self, tokenizer: ParseTokenizer, max_depth: int = 128) -> None:
+        target = tokenizer.target
+        labels = sorted({s[1:] for s in target if is_bracket(s)})
+        number = {label: i + 1 for i, label in enumerate(labels)}  # 0: none
+        n_special = len(SPECIAL_TOKENS)
+        self.open_label = torch.tensor(
+            [number[s[1:]] if is_bracket(s) and s[0] == "(" else 0 for s in target]
+        )  # (V,)
+        self.close_label = torch.tensor(
+            [number[s[1:]] if is_bracket(s) and s[0] == ")" else 0 for s in target]
+        )  # (V,)
+        self.is_leaf = torch.tensor(
+            [i >= n_special and not is_bracket(s) for i, s in enumerate(target)]
+        )  # (V,)
+        self.max_depth = max_depth
+
+    def begin(self, src: Tensor, k: int) -> None:
+        device = src.device
+        real = (src != PAD_ID) & (src != EOS_ID)
+        self.n = real.sum(dim=1).repeat_interleave(k)  # (N,) words per row
+        N, D = self.n.numel(), self.max_depth
+        self.count = torch.zeros(N, dtype=torch.long, device=device)  # leaves so far
+        self.depth = torch.zeros(N, dtype=torch.long, device=device)  # open brackets
+        self.started = torch.zeros(N, dtype=torch.bool, device=device)
+        self.stack = torch.zeros(N, D, dtype=torch.long, device=device)  # labels
+        self.has_word = torch.zeros(N, D, dtype=torch.bool, device=device)
+        self.open_label = self.open_label.to(device)
+        self.close_label = self.close_label.to(device)
+        self.is_leaf = self.is_leaf.to(device)
+
+    def _top(self) -> tuple[Tensor, Tensor]:
+        """(N,) label and has-a-word flag of each row's innermost open bracket."""
+        i = (self.depth - 1).clamp(min=0)[:, None]
+        return self.stack.gather(1, i)[:, 0], self.has_word.gather(1, i)[:, 0]
+
+    def allowed(self, t: int, limits: Tensor) -> Tensor:
+        left = limits - t - 1  # tokens that may follow this one
+        todo = self.n - self.count  # words still without a leaf
+        d = self.depth
+        top, top_has_word = self._top()
+        leaf = (d > 0) & (todo > 0) & (todo - 1 + d + 1 <= left)
+        open_ = (
+            (todo > 0) & ((d > 0) | ~self.started) & (d < self.max_depth)
+            & (todo + d + 2 <= left)
+        )  # fmt: skip
+        close = (d > 0) & top_has_word & ((d > 1) | (todo == 0)) & (todo + d <= left)
+        mask = (leaf[:, None] & self.is_leaf) | (open_[:, None] & (self.open_label > 0))
+        mask |= close[:, None] & (self.close_label == top[:, None]) & (top[:, None] > 0)
+        mask[:, EOS_ID] = (d == 0) & self.started & (todo == 0)
+        return mask
+
+    def advance(self, rows: Tensor, tokens: Tensor) -> None:
+        for name in ("n", "count", "depth", "started", "stack", "has_word"):
+            setattr(self, name, getattr(self, name).index_select(0, rows))
+        r = torch.arange(rows.numel(), device=rows.device)
+        d = self.depth
+        leaf = self.is_leaf[tokens] & (d > 0)
+        opened = self.open_label[tokens]
+        is_open = (opened > 0) & (d < self.max_depth)
+        is_close = (self.close_label[tokens] > 0) & (d > 0)
+        self.count += leaf
+        self.has_word[r[leaf], d[leaf] - 1] = True
+        self.stack[r[is_open], d[is_open]] = opened[is_open]
+        self.has_word[r[is_open], d[is_open]] = False
+        parent = is_close & (d > 1)  # a closed constituent gives its parent a word
+        self.has_word[r[parent], d[parent] - 2] = True
+        self.started |= is_open
+        self.depth = d + is_open - is_close.long()
 
 
 def load_trees(
@@ -97,35 +229,66 @@ def predict(
     extra_len: int = 300,
     batch_tokens: int = 8000,
     progress: bool = False,
+    constrained: bool = False,
 ) -> list[list[str]]:
-    """The linearised tree the model outputs for each sentence (a word list)."""
+    """The linearised tree the model outputs for each sentence (a word list).
+
+    With `constrained`, the search writes only well-formed trees (`TreeConstraint`).
+    """
     sources = [tokenizer.encode(" ".join(s)) for s in sentences]
+    constraint = TreeConstraint(tokenizer) if constrained else None
     outs = decode_ids(
-        model, sources, beam_size, alpha, extra_len, batch_tokens, progress
-    )
+        model, sources, beam_size, alpha, extra_len, batch_tokens, progress,
+        constraint,
+    )  # fmt: skip
     return [tokenizer.decode(o).split() for o in outs]
 
 
 def well_formed(symbols: Sequence[str], n_words: int) -> bool:
-    """True if `symbols` needs no repair: one tree, matched labels, an XX per word."""
-    stack: list[str] = []
+    """True if `symbols` needs no repair: one tree, matched labels, a leaf per word.
+
+    A leaf is any symbol but a bracket (``XX``, or a POS tag); no bracket may be
+    empty of words (`delinearize` would drop it).
+    """
+    stack: list[bool] = []  # per open bracket: has it a word yet
+    labels: list[str] = []
+    leaves = 0
     for i, s in enumerate(symbols):
-        if s.startswith("("):
-            stack.append(s[1:])
-        elif s.startswith(")"):
-            if not stack or stack.pop() != s[1:]:
+        if is_bracket(s) and s[0] == "(":
+            stack.append(False)
+            labels.append(s[1:])
+        elif is_bracket(s):
+            if not stack or labels.pop() != s[1:] or not stack.pop():
                 return False
-            if not stack and i != len(symbols) - 1:
+            if stack:
+                stack[-1] = True
+            elif i != len(symbols) - 1:
                 return False  # a second tree follows
-        elif s != XX or not stack:
+        elif not stack or s == "(":
             return False
-    return bool(symbols) and not stack and list(symbols).count(XX) == n_words
+        else:
+            stack[-1] = True
+            leaves += 1
+    return bool(symbols) and not stack and leaves == n_words
 
 
-def score(gold: list[Tree], pred: list[Tree]) -> dict[str, float]:
-    """EVALB scores (COLLINS.prm) in percent, all and <= 40 words; right-branching."""
+def score(
+    gold: list[Tree], pred: list[Tree], shapes: dict[int, list[str]] | None = None
+) -> dict[str, float]:
+    """EVALB scores (COLLINS.prm) in percent, all and <= 40 words, and baselines.
+
+    Right-branching always; the commonest training shape per length if `shapes`
+    (`parsing.most_frequent_shapes` of the training trees) is given.
+    """
     full, short = evalb(gold, pred), evalb(gold, pred, max_len=40)
     rb = [right_branching(words(g)) for g in gold]
+    baselines: dict[str, float] = {}
+    if shapes is not None:
+        sb = [shape_baseline(shapes, words(g)) for g in gold]
+        baselines = {
+            "shape_baseline_f1": evalb(gold, sb)["f1"],
+            "shape_baseline_f1_40": evalb(gold, sb, max_len=40)["f1"],
+        }
     return {
         "f1": full["f1"],
         "precision": full["precision"],
@@ -136,6 +299,7 @@ def score(gold: list[Tree], pred: list[Tree]) -> dict[str, float]:
         "n_40": short["n"],
         "right_branching_f1": evalb(gold, rb)["f1"],
         "right_branching_f1_40": evalb(gold, rb, max_len=40)["f1"],
+        **baselines,
     }
 
 
@@ -147,22 +311,29 @@ def evaluate_trees(
     alpha: float = 0.3,
     extra_len: int = 300,
     progress: bool = False,
+    constrained: bool = False,
+    shapes: dict[int, list[str]] | None = None,
 ) -> Evaluation:
-    """Parse the words of `gold` and score the parses (outputs: bracketed trees)."""
+    """Parse the words of `gold` and score the parses (outputs: bracketed trees).
+
+    ``well_formed`` is the percentage of outputs that needed no repair.
+    """
     sentences = [words(g) for g in gold]
     t0 = time.perf_counter()
     symbols = predict(
-        model, tokenizer, sentences, beam_size, alpha, extra_len, progress=progress
-    )
+        model, tokenizer, sentences, beam_size, alpha, extra_len,
+        progress=progress, constrained=constrained,
+    )  # fmt: skip
     wall = time.perf_counter() - t0
     pred = [delinearize(s, w) for s, w in zip(symbols, sentences, strict=True)]
     ok = [well_formed(s, len(w)) for s, w in zip(symbols, sentences, strict=True)]
-    result: dict[str, Any] = score(gold, pred)
+    result: dict[str, Any] = score(gold, pred, shapes)
     result.update(
         well_formed=100 * sum(ok) / len(ok),
         beam_size=beam_size,
         alpha=alpha,
         extra_len=extra_len,
+        constrained=constrained,
         decode_wall_s=round(wall, 1),
     )
     result["examples"] = [
@@ -189,7 +360,7 @@ class ParseTask(Task):
     def build_tokenizer(self, cfg: TrainConfig, mirror: str | None) -> Tokenizer:
         trees = load_trees(mirror)["train"][: cfg.train_limit]  # [:None] keeps all
         return ParseTokenizer.train(
-            [words(t) for t in trees], TARGET_SYMBOLS, MIN_COUNT
+            [words(t) for t in trees], target_symbols(cfg.parse_leaves), MIN_COUNT
         )
 
     def configure(self, cfg: TrainConfig, tokenizer: Tokenizer) -> TrainConfig:
@@ -213,18 +384,21 @@ class ParseTask(Task):
         tok = _parse_tokenizer(tokenizer)
         trees = load_trees(mirror)
         limit = cfg.model.max_len - 1  # room for EOS (source) or BOS (target)
+        tags = cfg.parse_leaves == "pos"
 
         def pairs(ts: list[Tree]) -> list[tuple[list[int], list[int]]]:
             out = [
                 (
                     tok.encode(" ".join(words(t))),
-                    tok.encode_target(" ".join(linearize(t))),
+                    tok.encode_target(" ".join(linearize(t, tags))),
                 )
                 for t in ts
             ]
             if any(UNK_ID in tgt for _, tgt in out):
                 raise AiaynError(
                     f"a tree has a label outside PHRASE_LABELS {PHRASE_LABELS}"
+                    + (f" or a tag outside POS_TAGS {POS_TAGS}" if tags else "")
+                    + f"; is the tokenizer's target vocabulary for {cfg.parse_leaves}?"
                 )
             return [(s, t) for s, t in out if len(s) <= limit and len(t) <= limit]
 
@@ -237,8 +411,12 @@ class ParseTask(Task):
             train,
             pairs(dev),
             dev_src=[" ".join(words(t)) for t in dev],
-            dev_ref=[" ".join(linearize(t)) for t in dev],
-            extra={"dev_trees": dev, "test_trees": trees["test"]},
+            dev_ref=[" ".join(linearize(t, tags)) for t in dev],
+            extra={
+                "dev_trees": dev,
+                "test_trees": trees["test"],
+                "shapes": most_frequent_shapes(trees["train"]),
+            },
         )
 
     def evaluate(
@@ -253,8 +431,9 @@ class ParseTask(Task):
         gold = data.extra["dev_trees"][:limit]
         tok = _parse_tokenizer(data.tokenizer)
         result = evaluate_trees(
-            model, tok, gold, beam_size, alpha, data.cfg.extra_len, progress
-        )
+            model, tok, gold, beam_size, alpha, data.cfg.extra_len, progress,
+            data.cfg.constrained_decoding, data.extra["shapes"],
+        )  # fmt: skip
         return {"split": "dev", **result.scores}
 
     def evaluate_split(
@@ -270,11 +449,13 @@ class ParseTask(Task):
         progress: bool = False,
     ) -> Evaluation:
         self.check_split(split)
-        gold = load_trees(mirror)[split][:limit]
+        trees = load_trees(mirror)
+        gold = trees[split][:limit]
         tok = _parse_tokenizer(tokenizer)
         result = evaluate_trees(
-            model, tok, gold, beam_size, alpha, cfg.extra_len, progress
-        )
+            model, tok, gold, beam_size, alpha, cfg.extra_len, progress,
+            cfg.constrained_decoding, most_frequent_shapes(trees["train"]),
+        )  # fmt: skip
         result.scores = {"split": split, **result.scores}
         return result
 
