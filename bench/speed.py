@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 import aiayn
 from aiayn.config import ModelConfig
+from aiayn.display import portable_command
 from aiayn.embeddings import sinusoidal_encoding
 from aiayn.loss import cross_entropy_loss
 
@@ -583,7 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     small = ModelConfig.tiny(vocab_size=50)
     check = counted_flops(small, 2, 5, 7)
     result: dict[str, Any] = {
-        "command": "python " + shlex.join([sys.argv[0], *(argv or sys.argv[1:])]),
+        "command": portable_command(
+            "python " + shlex.join([sys.argv[0], *(argv or sys.argv[1:])])
+        ),
         "budget": args.budget,
         **device_facts(device),
         "peak_flop_per_s": peak,

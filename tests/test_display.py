@@ -90,3 +90,17 @@ def test_display_import_does_not_import_ipython() -> None:
     )
     before, after = out.stdout.split()
     assert after == before  # aiayn.display adds no IPython import
+
+
+def test_portable_command_hides_the_machines_paths(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    cmd = (
+        f"python -m aiayn train --out {root}/runs/x --data-mirror /srv/data "
+        f"--set 'notes=a b' --out=/tmp/y.json {root} /etc/passwd"
+    )
+    assert display.portable_command(cmd, root) == (
+        "python -m aiayn train --out runs/x --data-mirror $AIAYN_DATA_MIRROR "
+        "--set 'notes=a b' --out=<file> . <path>"
+    )
+    same = "python -m aiayn evaluate --checkpoint checkpoints/copy --limit 3"
+    assert display.portable_command(same, root) == same

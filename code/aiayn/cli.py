@@ -310,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(argv: list[str]) -> str:
-    return "python -m aiayn " + shlex.join(argv)
+    """The command as recorded in metrics and cards: no machine's absolute paths."""
+    from .display import portable_command
+
+    return portable_command("python -m aiayn " + shlex.join(argv))
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:

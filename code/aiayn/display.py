@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import shlex
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,37 @@ def show_sources(*objs: Any) -> Markdown:
     from IPython.display import Markdown
 
     return Markdown("\n".join(source_markdown(obj) for obj in objs))
+
+
+_PATH_OPTIONS = {"--data-mirror": "$AIAYN_DATA_MIRROR", "--out": "<file>"}
+
+
+def portable_command(command: str, root: Path | None = None) -> str:
+    """`command` without the absolute paths of the machine that ran it.
+
+    A path inside the repository (`root`, default: this checkout) becomes
+    relative to it; any other absolute path becomes a placeholder: the data
+    mirror ``$AIAYN_DATA_MIRROR``, an output outside the repository ``<file>``,
+    anything else ``<path>``. Used on recorded commands before the book shows
+    them, so a page never names the directories of whoever executed it.
+    """
+    root = (PACKAGE_DIR.parents[1] if root is None else Path(root)).resolve()
+    words = shlex.split(command)
+    out = []
+    for i, word in enumerate(words):
+        option, value = "", word
+        if word.startswith("--") and "=" in word:
+            option, value = word.split("=", 1)
+        flag = option or (words[i - 1] if i else "")
+        shown = shlex.quote(value)
+        if value.startswith("/"):
+            path = Path(value)
+            if path.is_relative_to(root):
+                shown = shlex.quote(path.relative_to(root).as_posix() or ".")
+            else:
+                shown = _PATH_OPTIONS.get(flag, "<path>")
+        out.append(f"{option}={shown}" if option else shown)
+    return " ".join(out)
 
 
 def _results_section(card: str) -> str:

@@ -249,7 +249,8 @@ def _multi30k_tiny_cpu(src: str, tgt: str) -> TrainConfig:
         average_last=10,
         notes="CPU budget of Transformer-Tiny: P_drop 0.1 rising to 0.3 between "
         "updates 1500 and 3500, 4k tokens x 5600 updates (at most 88 minutes), "
-        "warmup 800, peak lr 0.0034; lc.norm.tok, 10k joint BPE; average and beam chosen on val",
+        "warmup 800, peak lr 0.0034; lc.norm.tok, 10k joint BPE; average and beam "
+        "chosen on val",
     )
 
 

@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import atomic_write
 from .config import TrainConfig
+from .display import portable_command
 from .env import device_info
 from .errors import AiaynError
 from .presets import get_preset
@@ -257,7 +258,7 @@ def run_variations(
         "base_config": base_cfg.to_dict(),
         "device": device_info(dev),
         "torch": torch.__version__,
-        "command": command or " ".join(sys.argv),
+        "command": portable_command(command or shlex.join(sys.argv)),
         "out_dir": str(out_dir),
     }
     runs: dict[str, list[dict[str, Any]]] = {}
