@@ -13,7 +13,7 @@ for a reader offline. For each page in ``_toc.yml`` it checks that
 * every image has loaded (``naturalWidth > 0``) and is not shrunk to less than
   half its size to fit the column (its labels would be illegible);
 * no table or figure is wider than the article column at 1280 px (it would be cut
-  off or scroll sideways); code blocks that scroll sideways are counted;
+  off or scroll sideways), and no code block or output scrolls sideways;
 * no notebook output is a traceback, unless its cell is tagged raises-exception;
 * the browser console has no SEVERE entry;
 
@@ -53,7 +53,7 @@ class PageResult:
     title: str = ""
     math: str = "-"
     images: str = "-"
-    wide_code: int = 0  # code blocks that scroll sideways (reported, not failed)
+    wide_code: int = 0  # code blocks that scroll sideways (a problem)
     problems: list[str] = field(default_factory=list)
     screenshot: str = ""
 
@@ -233,6 +233,8 @@ def check_page(
         result.problems.append(f"tables wider than the column: {tables[:3]}")
     if shrunk:
         result.problems.append(f"images shrunk below half size: {shrunk[:3]}")
+    if result.wide_code:  # _static/aiayn.css wraps code and outputs
+        result.problems.append(f"{result.wide_code} code blocks scroll sideways")
 
     tracebacks = driver.execute_script(
         "return document.querySelectorAll("
