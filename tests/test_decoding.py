@@ -358,6 +358,40 @@ def test_batched_equals_one_by_one(tiny_model: TinyModel, search: str) -> None:
     assert len({len(y) for y in batched}) > 1  # they stopped at different steps
 
 
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_finished_sentences_leaving_the_batch_change_nothing(
+    tiny_model: TinyModel, search: str
+) -> None:
+    """shrink=True (drop finished sentences) against the plain loop (False)."""
+    calls: list[int] = []
+    for seed in range(4):
+        model = sharpen(tiny_model(seed), scale=3.0, bias={EOS: 1.0 + seed / 2})
+
+        def counted(
+            tgt_in: torch.Tensor, *args: object, _decode=model.decode, **kw: object
+        ) -> torch.Tensor:
+            calls.append(tgt_in.size(0))  # rows decoded at this step
+            return _decode(tgt_in, *args, **kw)
+
+        model.decode = counted  # type: ignore[method-assign]
+        src = sources([1, 9, 3, 14, 5, 2, 8], 16, seed)
+        for beam in [1] if search == "greedy" else [2, 5]:
+            outs = {}
+            for shrink in (False, True):
+                calls.clear()
+                if search == "greedy":
+                    outs[shrink] = greedy_decode(model, src, shrink=shrink)
+                else:
+                    outs[shrink] = beam_search(model, src, beam, 0.6, shrink=shrink)
+                outs[shrink, "rows"] = list(calls)
+            assert outs[True] == outs[False]
+            full, shrunk = outs[False, "rows"], outs[True, "rows"]
+            assert set(full) == {src.size(0) * beam}  # every row, every step
+            assert shrunk[0] == full[0] and sorted(shrunk, reverse=True) == shrunk
+            if len({len(y) for y in outs[True]}) > 1:  # stopped at different steps
+                assert sum(shrunk) < sum(full)
+
+
 def test_decoding_switches_dropout_off(tiny_model: TinyModel) -> None:
     model = tiny_model(dropout=0.3).train()  # decoding must not use dropout
     src = sources([4, 6], 16, 3)

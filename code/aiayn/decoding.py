@@ -28,7 +28,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from .model import Transformer, reorder_cache
+from .model import Transformer, reorder_cache, select_cache_rows
 
 
 @contextmanager
@@ -49,17 +49,20 @@ class Constraint(Protocol):
     ``begin(src, k)`` is called once with the (B, S) source batch and the number of
     hypotheses per sentence (1 for greedy search, the beam size for beam search);
     hypothesis row ``b * k + j`` belongs to sentence b. Before step t,
-    ``allowed(t, limits)`` returns a (B * k, V) boolean mask (``limits``: (B * k,)
-    the most tokens each row may generate, EOS included). After the step,
-    ``advance(rows, tokens)`` says that new row i continues old row ``rows[i]``
-    with ``tokens[i]``.
+    ``allowed(t, limits)`` returns a (rows, V) boolean mask (``limits``: (rows,)
+    the most tokens each row may generate, EOS included). ``select(index)``
+    keeps rows ``index`` in that order (beam search reorders its hypotheses;
+    both searches drop finished sentences), and ``advance(tokens)`` says that
+    each row took ``tokens[row]``.
     """
 
     def begin(self, src: Tensor, k: int) -> None: ...
 
     def allowed(self, t: int, limits: Tensor) -> Tensor: ...
 
-    def advance(self, rows: Tensor, tokens: Tensor) -> None: ...
+    def select(self, index: Tensor) -> None: ...
+
+    def advance(self, tokens: Tensor) -> None: ...
 
 
 def length_penalty(length: Tensor | int, alpha: float) -> Tensor:
@@ -94,10 +97,16 @@ def greedy_decode(
     max_len: int | None = None,
     extra_len: int = 50,
     constraint: Constraint | None = None,
+    shrink: bool = True,
 ) -> list[list[int]]:
-    """Pick the most probable next token (that `constraint` allows) until EOS."""
+    """Pick the most probable next token (that `constraint` allows) until EOS.
+
+    With `shrink` (the default), a sentence that has finished leaves the batch:
+    later steps run the decoder on the unfinished ones only. Each row is computed
+    on its own, so the outputs are the same either way.
+    """
     with eval_mode(model):
-        return _greedy_decode(model, src, max_len, extra_len, constraint)
+        return _greedy_decode(model, src, max_len, extra_len, constraint, shrink)
 
 
 def _greedy_decode(
@@ -106,33 +115,42 @@ def _greedy_decode(
     max_len: int | None,
     extra_len: int,
     constraint: Constraint | None,
+    shrink: bool = True,
 ) -> list[list[int]]:
     cfg = model.cfg
-    B = src.size(0)
+    B, device = src.size(0), src.device
     limits = _output_limits(model, src, max_len, extra_len)  # (B,)
+    L = int(limits.max())
     memory, src_mask = model.encode(src)  # (B, S, d_model), (B, 1, 1, S)
     cache = model.init_cache()
-    token = torch.full((B, 1), cfg.bos_id, dtype=torch.long, device=src.device)
-    out = []
-    done = torch.zeros(B, dtype=torch.bool, device=src.device)
-    rows = torch.arange(B, device=src.device)
+    out = torch.full((B, L), cfg.pad_id, dtype=torch.long, device=device)
+    rows = torch.arange(B, device=device)  # the sentence of each row still decoded
+    done = torch.zeros(B, dtype=torch.bool, device=device)  # per row
+    token = torch.full((B, 1), cfg.bos_id, dtype=torch.long, device=device)
     if constraint is not None:
         constraint.begin(src, 1)
-    for t in range(int(limits.max())):
-        logits = model.decode(token, memory, src_mask, cache, offset=t)  # (B, 1, V)
-        logp = _log_probs(logits[:, -1], model)  # (B, V)
+    for t in range(L):
+        logits = model.decode(token, memory, src_mask, cache, offset=t)  # (b, 1, V)
+        logp = _log_probs(logits[:, -1], model)  # (b, V)
         if constraint is not None:
-            logp = logp.masked_fill(~constraint.allowed(t, limits), float("-inf"))
-        nxt = logp.argmax(dim=-1).masked_fill(done, cfg.pad_id)  # (B,)
+            allowed = constraint.allowed(t, limits[rows])
+            logp = logp.masked_fill(~allowed, float("-inf"))
+        nxt = logp.argmax(dim=-1).masked_fill(done, cfg.pad_id)  # (b,)
         if constraint is not None:
-            constraint.advance(rows, nxt)
-        out.append(nxt)
-        done |= (nxt == cfg.eos_id) | (t + 1 >= limits)
+            constraint.advance(nxt)
+        out[rows, t] = nxt
+        done |= (nxt == cfg.eos_id) | (t + 1 >= limits[rows])
         if bool(done.all()):
             break
-        token = nxt[:, None]  # (B, 1)
-    seqs = torch.stack(out, dim=1).tolist()  # (B, t)
-    return [_strip(s, cfg.eos_id, cfg.pad_id) for s in seqs]
+        if shrink and bool(done.any()):
+            keep = (~done).nonzero()[:, 0]  # (b',) rows that go on
+            rows, nxt, done = rows[keep], nxt[keep], done[keep]
+            memory, src_mask = memory[keep], src_mask[keep]
+            select_cache_rows(cache, keep)
+            if constraint is not None:
+                constraint.select(keep)
+        token = nxt[:, None]  # (b, 1)
+    return [_strip(s, cfg.eos_id, cfg.pad_id) for s in out.tolist()]
 
 
 def _strip(seq: list[int], eos_id: int, pad_id: int) -> list[int]:
@@ -151,6 +169,7 @@ def beam_search(
     max_len: int | None = None,
     extra_len: int = 50,
     constraint: Constraint | None = None,
+    shrink: bool = True,
 ) -> list[list[int]]:
     """Beam search with GNMT's length penalty; returns the best hypothesis each.
 
@@ -160,11 +179,13 @@ def beam_search(
     finished as it stands. A sentence stops when no live hypothesis can still beat
     its best finished one: with alpha >= 0 the best a live hypothesis can reach is
     its log-probability divided by lp(limit), since log-probabilities only fall.
-    With a `constraint`, only the tokens it allows are candidates.
+    With `shrink` (the default) a stopped sentence leaves the batch, and its K
+    rows are no longer decoded (same outputs, less work). With a `constraint`,
+    only the tokens it allows are candidates.
     """
     with eval_mode(model):
         return _beam_search(
-            model, src, beam_size, alpha, max_len, extra_len, constraint
+            model, src, beam_size, alpha, max_len, extra_len, constraint, shrink
         )
 
 
@@ -176,6 +197,7 @@ def _beam_search(
     max_len: int | None,
     extra_len: int,
     constraint: Constraint | None = None,
+    shrink: bool = True,
 ) -> list[list[int]]:
     cfg = model.cfg
     B, K, device = src.size(0), beam_size, src.device
@@ -186,63 +208,77 @@ def _beam_search(
     src_mask = src_mask.repeat_interleave(K, dim=0)  # (B*K, 1, 1, S)
     cache = model.init_cache()
 
+    # Per sentence still decoded (b of them, b = B at first): `sent` is its index.
+    sent = torch.arange(B, device=device)  # (b,)
+    lim = limits  # (b,)
     alive_seq = torch.full((B, K, 1), cfg.bos_id, dtype=torch.long, device=device)
     alive_logp = torch.full((B, K), float("-inf"), device=device)
     alive_logp[:, 0] = 0.0  # only one real hypothesis at the start
+    done = torch.zeros(B, dtype=torch.bool, device=device)  # (b,)
+    # Per sentence of the batch, whether decoded or not: its best finished output.
     best_score = torch.full((B,), float("-inf"), device=device)
     best_seq = torch.full((B, L + 1), cfg.pad_id, dtype=torch.long, device=device)
-    done = torch.zeros(B, dtype=torch.bool, device=device)
     n_cand = min(2 * K, K * cfg.vocab_size)
     if constraint is not None:
         constraint.begin(src, K)
-        row_limits = limits.repeat_interleave(K)  # (B*K,)
 
     for t in range(L):
-        token = alive_seq[:, :, -1].reshape(B * K, 1)  # (B*K, 1)
-        logits = model.decode(token, memory, src_mask, cache, offset=t)  # (B*K,1,V)
-        logp = _log_probs(logits[:, -1], model)  # (B*K, V)
+        b = sent.numel()
+        token = alive_seq[:, :, -1].reshape(b * K, 1)  # (b*K, 1)
+        logits = model.decode(token, memory, src_mask, cache, offset=t)  # (b*K,1,V)
+        logp = _log_probs(logits[:, -1], model)  # (b*K, V)
         if constraint is not None:
-            allowed = constraint.allowed(t, row_limits)
+            allowed = constraint.allowed(t, lim.repeat_interleave(K))
             logp = logp.masked_fill(~allowed, float("-inf"))
-        logp = logp.view(B, K, -1)  # (B, K, V)
+        logp = logp.view(b, K, -1)  # (b, K, V)
         V = logp.size(-1)
-        cand = (alive_logp[:, :, None] + logp).view(B, K * V)  # (B, K*V)
-        cand_logp, cand_idx = cand.topk(n_cand, dim=1)  # (B, 2K)
-        beam = cand_idx // V  # (B, 2K) which live hypothesis
-        tok = cand_idx % V  # (B, 2K) which token extends it
+        cand = (alive_logp[:, :, None] + logp).view(b, K * V)  # (b, K*V)
+        cand_logp, cand_idx = cand.topk(n_cand, dim=1)  # (b, 2K)
+        beam = cand_idx // V  # (b, 2K) which live hypothesis
+        tok = cand_idx % V  # (b, 2K) which token extends it
         prefix = alive_seq.gather(1, beam[:, :, None].expand(-1, -1, t + 1))
-        cand_seq = torch.cat([prefix, tok[:, :, None]], dim=2)  # (B, 2K, t+2)
+        cand_seq = torch.cat([prefix, tok[:, :, None]], dim=2)  # (b, 2K, t+2)
 
         # Finished candidates: ending in EOS, or reaching the sentence's limit.
         count = t + 1  # generated tokens, EOS included
-        at_limit = (count >= limits)[:, None]  # (B, 1)
-        is_eos = tok == cfg.eos_id  # (B, 2K)
+        at_limit = (count >= lim)[:, None]  # (b, 1)
+        is_eos = tok == cfg.eos_id  # (b, 2K)
         fin = (is_eos | at_limit) & torch.isfinite(cand_logp) & ~done[:, None]
         fin_score = torch.where(
             fin, cand_logp / length_penalty(count, alpha), float("-inf")
-        )  # (B, 2K)
-        top_fin, top_j = fin_score.max(dim=1)  # (B,)
-        better = top_fin > best_score  # (B,)
+        )  # (b, 2K)
+        top_fin, top_j = fin_score.max(dim=1)  # (b,)
+        better = top_fin > best_score[sent]  # (b,)
         if bool(better.any()):
-            best_score = torch.where(better, top_fin, best_score)
-            chosen = cand_seq[torch.arange(B, device=device), top_j]  # (B, t+2)
+            best_score[sent[better]] = top_fin[better]
+            chosen = cand_seq[torch.arange(b, device=device), top_j]  # (b, t+2)
             chosen = chosen.masked_fill(chosen == cfg.eos_id, cfg.pad_id)
-            best_seq[better, : t + 2] = chosen[better]
-            best_seq[better, t + 2 :] = cfg.pad_id
+            best_seq[sent[better], : t + 2] = chosen[better]
+            best_seq[sent[better], t + 2 :] = cfg.pad_id
 
         # The K best candidates that did not end in EOS stay alive.
-        live_logp = cand_logp.masked_fill(is_eos, float("-inf"))  # (B, 2K)
-        alive_logp, keep = live_logp.topk(K, dim=1)  # (B, K)
+        live_logp = cand_logp.masked_fill(is_eos, float("-inf"))  # (b, 2K)
+        alive_logp, keep = live_logp.topk(K, dim=1)  # (b, K)
         alive_seq = cand_seq.gather(1, keep[:, :, None].expand(-1, -1, t + 2))
-        src_beam = beam.gather(1, keep)  # (B, K) rows they came from
-        flat = (torch.arange(B, device=device)[:, None] * K + src_beam).view(-1)
-        reorder_cache(cache, flat)  # (B*K,) rows of the self-attention caches
+        src_beam = beam.gather(1, keep)  # (b, K) rows they came from
+        flat = (torch.arange(b, device=device)[:, None] * K + src_beam).view(-1)
+        reorder_cache(cache, flat)  # (b*K,) rows of the self-attention caches
         if constraint is not None:
-            constraint.advance(flat, alive_seq[:, :, -1].reshape(-1))
+            constraint.select(flat)
+            constraint.advance(alive_seq[:, :, -1].reshape(-1))
 
         # Stop a sentence once no live hypothesis can overtake its best.
-        bound = alive_logp[:, 0] / length_penalty(limits, alpha)  # (B,)
-        done |= at_limit[:, 0] | (best_score >= bound)
+        bound = alive_logp[:, 0] / length_penalty(lim, alpha)  # (b,)
+        done |= at_limit[:, 0] | (best_score[sent] >= bound)
         if bool(done.all()):
             break
+        if shrink and bool(done.any()):
+            go_on = (~done).nonzero()[:, 0]  # (b',) sentences still decoded
+            rows = (go_on[:, None] * K + torch.arange(K, device=device)).view(-1)
+            sent, lim, done = sent[go_on], lim[go_on], done[go_on]
+            alive_seq, alive_logp = alive_seq[go_on], alive_logp[go_on]
+            memory, src_mask = memory[rows], src_mask[rows]
+            select_cache_rows(cache, rows)
+            if constraint is not None:
+                constraint.select(rows)
     return [_strip(s[1:], cfg.eos_id, cfg.pad_id) for s in best_seq.tolist()]

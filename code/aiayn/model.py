@@ -206,3 +206,15 @@ def reorder_cache(cache: DecoderCache, index: Tensor) -> None:
         for key in ("k", "v"):
             if key in layer["self"]:
                 layer["self"][key] = layer["self"][key].index_select(0, index)
+
+
+def select_cache_rows(cache: DecoderCache, index: Tensor) -> None:
+    """Keep rows ``index`` (B',) of every cache, self-attention and encoder-decoder.
+
+    The searches call this when finished sentences leave the batch.
+    """
+    for layer in cache:
+        for kind in ("self", "cross"):
+            for key in ("k", "v"):
+                if key in layer[kind]:
+                    layer[kind][key] = layer[kind][key].index_select(0, index)

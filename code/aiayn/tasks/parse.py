@@ -190,10 +190,12 @@ class TreeConstraint:
         mask[:, EOS_ID] = (d == 0) & self.started & (todo == 0)
         return mask
 
-    def advance(self, rows: Tensor, tokens: Tensor) -> None:
+    def select(self, index: Tensor) -> None:
         for name in ("n", "count", "depth", "started", "stack", "has_word"):
-            setattr(self, name, getattr(self, name).index_select(0, rows))
-        r = torch.arange(rows.numel(), device=rows.device)
+            setattr(self, name, getattr(self, name).index_select(0, index))
+
+    def advance(self, tokens: Tensor) -> None:
+        r = torch.arange(tokens.numel(), device=tokens.device)
         d = self.depth
         leaf = self.is_leaf[tokens] & (d > 0)
         opened = self.open_label[tokens]
