@@ -109,7 +109,15 @@ def test_select_refuses_bad_input_before_writing(
 
 
 def test_grid_puts_the_paper_first() -> None:
-    assert _grid([1, 4, 5], [0.6, 1.0]) == [
+    from aiayn.tasks import get_task
+
+    parse = get_task("parse")
+    assert parse.paper_decoding == (21, 0.3)  # section 6.3
+    assert _grid(list(parse.selection_beams), list(parse.selection_alphas), (21, 0.3))[
+        :2
+    ] == [(21, 0.3), (1, 0.3)]
+    assert get_task("multi30k").paper_decoding == (4, 0.6)
+    assert _grid([1, 4, 5], [0.6, 1.0], (4, 0.6)) == [
         (4, 0.6),
         (1, 0.6),
         (4, 1.0),

@@ -11,8 +11,9 @@ choices on the dev set, never on test:
    dev than the best single checkpoint they could have been;
 2. a grid of beam sizes and length penalties, decoded on the dev set with those
    weights and scored by the task's own measure (tokenized BLEU for Multi30k,
-   exact match for the copy task, F1 for parsing); the paper's beam 4 / alpha
-   0.6 is tried first and wins ties.
+   exact match for the copy task, F1 for parsing); the paper's setting for the
+   task (beam 4 / alpha 0.6 for translation, beam 21 / alpha 0.3 for parsing) is
+   tried first and wins ties.
 
 The run directory's ``model.safetensors``, ``config.json`` (beam_size, alpha) and
 ``metrics.json`` are replaced by the choice, and ``selection.json`` records every
@@ -36,12 +37,12 @@ from .errors import AiaynError
 from .tasks import get_task
 from .tokenizer import load_tokenizer
 
-PAPER_DECODING = (4, 0.6)
 
-
-def _grid(beams: list[int], alphas: list[float]) -> list[tuple[int, float]]:
+def _grid(
+    beams: list[int], alphas: list[float], paper: tuple[int, float]
+) -> list[tuple[int, float]]:
     """(beam, alpha) pairs, the paper's first; greedy (beam 1) once, alpha unused."""
-    grid: list[tuple[int, float]] = [PAPER_DECODING]
+    grid: list[tuple[int, float]] = [paper]
     for b in beams:
         for a in alphas[:1] if b == 1 else alphas:
             if (b, a) not in grid:
@@ -51,15 +52,18 @@ def _grid(beams: list[int], alphas: list[float]) -> list[tuple[int, float]]:
 
 def select(
     run: Path,
-    beams: list[int],
-    alphas: list[float],
+    beams: list[int] | None = None,
+    alphas: list[float] | None = None,
     *,
     mirror: str | None = None,
     device: str | None = None,
     progress: bool = True,
     command: str = "",
 ) -> dict[str, Any]:
-    """Choose the average and the decoding of ``run`` on dev; the selection record."""
+    """Choose the average and the decoding of ``run`` on dev; the selection record.
+
+    `beams` and `alphas` default to the task's grid (``Task.selection_beams``).
+    """
     from .train import dev_loss  # train imports tasks, which import this lazily
 
     run = Path(run)
@@ -74,6 +78,8 @@ def select(
     dev = resolve_device(device)
     cfg = ckpt.read_config(run)
     task = get_task(cfg.task)
+    beams = list(task.selection_beams) if beams is None else beams
+    alphas = list(task.selection_alphas) if alphas is None else alphas
     data = task.prepare(cfg, mirror, load_tokenizer(run))
     model = ckpt.load_model(found[-1], dev)
     tokens = max(cfg.max_tokens // cfg.accum, 1)
@@ -97,7 +103,9 @@ def select(
     metric = task.selection_metric
     decodings = []
     for beam, alpha in tqdm(
-        _grid(beams, alphas), desc="dev decoding", disable=not progress
+        _grid(beams, alphas, task.paper_decoding),
+        desc="dev decoding",
+        disable=not progress,
     ):
         scores = task.evaluate(model, data, beam, alpha)
         decodings.append({"beam": beam, "alpha": alpha} | _numbers(scores))
@@ -127,7 +135,7 @@ def select(
         "decoding": decodings,
         "chosen_decoding": {"beam": beam, "alpha": alpha},
         "paper_decoding": next(
-            d for d in decodings if (d["beam"], d["alpha"]) == PAPER_DECODING
+            d for d in decodings if (d["beam"], d["alpha"]) == task.paper_decoding
         ),
         "side_by_side": side_by_side,
         "device": device_info(dev),
@@ -162,12 +170,14 @@ def _numbers(scores: dict[str, Any]) -> dict[str, Any]:
 def add_arguments(p: Any) -> None:
     p.add_argument("--run", required=True, type=Path, help="finished run directory")
     p.add_argument(
-        "--beams", default="1,4,5,8", help="beam sizes to try (default 1,4,5,8)"
+        "--beams",
+        help="beam sizes to try (default: the task's, 1,4,5,8 for translation, "
+        "1,4,8,21 for parsing)",
     )
     p.add_argument(
         "--alphas",
-        default="0.6,0.8,1.0,1.2",
-        help="length penalties to try (default 0.6,0.8,1.0,1.2)",
+        help="length penalties to try (default: the task's, 0.6,0.8,1.0,1.2 for "
+        "translation, 0.3,0.6,1.0 for parsing)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
@@ -192,11 +202,13 @@ def parse_list(text: str, kind: type, flag: str) -> list[Any]:
 def run(args: Any, command: str) -> int:
     from .cli import check_decoding, check_mirror
 
-    beams = parse_list(args.beams, int, "--beams")
-    alphas = parse_list(args.alphas, float, "--alphas")
-    for b in beams:
+    beams = None if args.beams is None else parse_list(args.beams, int, "--beams")
+    alphas = None
+    if args.alphas is not None:
+        alphas = parse_list(args.alphas, float, "--alphas")
+    for b in beams or []:
         check_decoding(b, None)
-    for a in alphas:
+    for a in alphas or []:
         check_decoding(None, a)
     check_mirror(args.data_mirror)
     resolve_device(args.device)

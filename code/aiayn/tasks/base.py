@@ -54,6 +54,11 @@ class Task(ABC):
     splits: ClassVar[tuple[str, ...]]  # what evaluate_split accepts
     default_split: ClassVar[str]  # what `python -m aiayn evaluate` scores
     selection_metric: ClassVar[str]  # the dev score that `select` maximises
+    # The paper's decoding for this task (section 6.1: beam 4, alpha 0.6), tried
+    # first by `select`, and the grid it searches by default.
+    paper_decoding: ClassVar[tuple[int, float]] = (4, 0.6)
+    selection_beams: ClassVar[tuple[int, ...]] = (1, 4, 5, 8)
+    selection_alphas: ClassVar[tuple[float, ...]] = (0.6, 0.8, 1.0, 1.2)
 
     @abstractmethod
     def build_tokenizer(self, cfg: TrainConfig, mirror: str | None) -> Tokenizer:

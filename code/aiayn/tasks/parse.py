@@ -358,6 +358,9 @@ class ParseTask(Task):
     splits = ("dev", "test")
     default_split = "test"
     selection_metric = "f1"
+    paper_decoding = (21, 0.3)  # section 6.3
+    selection_beams = (1, 4, 8, 21)
+    selection_alphas = (0.3, 0.6, 1.0)
 
     def build_tokenizer(self, cfg: TrainConfig, mirror: str | None) -> Tokenizer:
         trees = load_trees(mirror)["train"][: cfg.train_limit]  # [:None] keeps all
