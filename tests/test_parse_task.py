@@ -280,6 +280,14 @@ def test_draw_tree_places_every_label_and_word() -> None:
     assert sorted(texts) == sorted(
         ["S", "NP", "NNP", "John", "VP", "VBZ", "has", "NP", "DT", "a", "NN", "dog"]
     )
+    # Against a gold tree: the parser's wrong brackets are drawn in red.
+    (gold,) = parse_mrg("(S (NP (NNP John)) (VP (VBZ has) (NP (DT a) (NN dog))))")
+    (pred,) = parse_mrg("(S (NP (NNP John) (VBZ has)) (NP (DT a) (NN dog)))")
+    fig, ax = plt.subplots()
+    draw_tree(pred, ax, gold=gold)
+    red = sorted(t.get_text() for t in ax.texts if t.get_color() == "#c62828")
+    plt.close(fig)
+    assert red == ["NP"]  # (NP John has) is wrong; (NP a dog) and S are right
 
 
 @needs_mirror

@@ -55,8 +55,10 @@ from ..config import TrainConfig
 from ..errors import AiaynError
 from ..model import Transformer
 from ..parsing import (
+    ROOTS,
     XX,
     Tree,
+    brackets,
     clean,
     delinearize,
     evalb,
@@ -471,28 +473,48 @@ def _parse_tokenizer(tokenizer: Tokenizer) -> ParseTokenizer:
     return tokenizer
 
 
-def draw_tree(tree: Tree, ax: Axes, fontsize: float = 8.0) -> None:
-    """Draw `tree` top-down on matplotlib axes, its words along the bottom."""
-    labels: list[tuple[float, float, str]] = []  # x, y, constituent or POS tag
+def draw_tree(
+    tree: Tree, ax: Axes, fontsize: float = 8.0, gold: Tree | None = None
+) -> None:
+    """Draw `tree` top-down on matplotlib axes, its words along the bottom.
+
+    With `gold` (a tree over the same words), every constituent of `tree` whose
+    (label, first word, last word) is not a constituent of `gold` is drawn in
+    red: the brackets a parser got wrong, as plain spans over all words (EVALB's
+    punctuation rules aside).
+    """
+    labels: list[tuple[float, float, str, bool]] = []  # x, y, label, wrong
     leaves: list[tuple[float, float, str]] = []  # x, y of its tag, word
     edges: list[tuple[float, float, float, float]] = []
+    right = brackets(gold, collins=False) if gold is not None else None
 
-    def place(node: Tree, level: int) -> float:
+    def place(node: Tree, level: int) -> tuple[float, int, int]:
+        """x of the node, and the span of words under it."""
         if node.is_preterminal:
             x = float(len(leaves))
             leaves.append((x, -level, str(node.children[0])))
-        else:
-            xs = [place(c, level + 1) for c in node.children if isinstance(c, Tree)]
-            x = (xs[0] + xs[-1]) / 2
-            edges.extend((x, -level, cx, -level - 1) for cx in xs)
-        labels.append((x, -level, node.label))
-        return x
+            labels.append((x, -level, node.label, False))
+            return x, int(x), int(x) + 1
+        kids = [place(c, level + 1) for c in node.children if isinstance(c, Tree)]
+        x = (kids[0][0] + kids[-1][0]) / 2
+        start, end = kids[0][1], kids[-1][2]
+        edges.extend((x, -level, cx, -level - 1) for cx, _, _ in kids)
+        wrong = (
+            right is not None
+            and node.label not in ROOTS
+            and (right[node.label, start, end] == 0)
+        )
+        labels.append((x, -level, node.label, wrong))
+        return x, start, end
 
     place(tree, 0)
     bottom = min(y for _, y, _ in leaves) - 1  # the row of words
-    box = {"fc": "white", "ec": "none", "pad": 0.5}
-    for x, y, text in labels:
-        ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, bbox=box)
+    for x, y, text, wrong in labels:
+        box = {"fc": "#fde0dc" if wrong else "white", "ec": "none", "pad": 0.5}
+        ax.text(
+            x, y, text, ha="center", va="center", fontsize=fontsize, bbox=box,
+            color="#c62828" if wrong else "black",
+        )  # fmt: skip
     for x, y, word in leaves:
         ax.plot([x, x], [y, bottom], color="0.75", lw=0.6, ls=":", zorder=0)
         ax.text(
