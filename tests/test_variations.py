@@ -250,3 +250,121 @@ def test_command_line_runs_the_tiny_budget(
     tiny = var.BUDGETS["tiny"]
     run = saved["rows"][0]["runs"][0]
     assert (run["steps"], run["n"]) == (tiny.steps, tiny.dev_limit)
+
+
+# -- the cpu budget: Transformer-Tiny rows -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_configs() -> dict[str, ModelConfig]:
+    budget = var.BUDGETS["cpu"]
+    base = var.budget_config(budget)
+    return {
+        v.name: var.row_config(v, base, 100, 1, budget.reference).model
+        for v in var.VARIATIONS
+    }
+
+
+def test_cpu_budget_rows_sit_around_transformer_tiny(
+    tiny_configs: dict[str, ModelConfig],
+) -> None:
+    budget = var.BUDGETS["cpu"]
+    cfg = var.budget_config(budget)
+    assert budget.reference == var.TINY_REFERENCE == "multi30k_tiny_cpu_en_de"
+    assert cfg.dropout_ramp is None and cfg.max_minutes is None  # constant P_drop
+    assert cfg.preprocessing == "lc.norm.tok" and var.score_key(cfg) == "tok_bleu"
+    assert budget.seeds_for(var.ROWS["base"]) == (1, 2, 3)  # the noise
+    assert budget.seeds_for(var.ROWS["A_h1"]) == (1,)
+    base = tiny_configs["base"]
+    assert base == var.get_preset(var.TINY_REFERENCE).model
+    assert (base.n_layers, base.d_model, base.d_ff, base.n_heads) == (4, 128, 256, 4)
+    assert set(var.TINY_OVERRIDES) == set(var.ROWS)
+    # (A) h in {1, 2, 8, 16}, h * d_k = h * d_v = d_model
+    heads = [tiny_configs[n].n_heads for n in ("A_h1", "A_h4", "A_h16", "A_h32")]
+    assert heads == [1, 2, 8, 16]
+    for n in ("A_h1", "A_h4", "A_h16", "A_h32"):
+        c = tiny_configs[n]
+        assert c.n_heads * c.head_dim_k == c.n_heads * c.head_dim_v == 128
+    # (B) smaller d_k only; (C) N 2, 3, 6, d_model and d_ff halved and doubled
+    assert [tiny_configs[n].head_dim_k for n in ("B_dk16", "B_dk32")] == [8, 16]
+    assert tiny_configs["B_dk16"].head_dim_v == 32
+    assert [tiny_configs[n].n_layers for n in ("C_N2", "C_N4", "C_N8")] == [2, 3, 6]
+    for n, d in (("C_d256", 64), ("C_d1024", 256)):
+        c = tiny_configs[n]
+        assert c.d_model == d and c.head_dim_k == c.head_dim_v == d // c.n_heads
+    assert [tiny_configs[n].d_ff for n in ("C_ff1024", "C_ff4096")] == [128, 512]
+    # (D), (E), big
+    assert [tiny_configs[n].dropout for n in ("D_drop0", "D_drop2")] == [0.0, 0.3]
+    assert [tiny_configs[n].label_smoothing for n in ("D_ls0", "D_ls2")] == [0.0, 0.2]
+    assert tiny_configs["E_learned"].learned_positions
+    big = tiny_configs["big"]
+    assert (big.d_model, big.d_ff, big.n_heads, big.dropout) == (256, 512, 8, 0.3)
+    # Parameters move against the base as the paper's rows do.
+    n = {k: Transformer(c).num_parameters() for k, c in tiny_configs.items()}
+    assert {k: _sign(v - n["base"]) for k, v in n.items()} == PARAMS_DIRECTION
+    assert var.describe(var.ROWS["A_h1"], var.TINY_REFERENCE) == "h=1 d_k=128 d_v=128"
+
+
+def _copy_base() -> var.TrainConfig:
+    return var.get_preset("copy").with_overrides(
+        ["max_tokens=256", "copy_train_size=200", "copy_test_size=20",
+         "eval_bleu=False", "keep_checkpoints=1", "average_last=1", "eval_every=4"]
+    )  # fmt: skip
+
+
+def test_harness_mechanics_on_the_copy_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel jobs, per-run records, the noise, skipping and retraining."""
+    out, results = tmp_path / "runs", tmp_path / "table3.json"
+    rows = [var.ROWS["C_N2"]]  # the base row is added in front
+
+    def grid(jobs: int) -> dict:
+        return var.run_variations(
+            rows, _copy_base(), 4, [1], out, None, "cpu", results=results,
+            progress=False, command="pytest grid", base_seeds=[1, 2], jobs=jobs,
+            threads=1,
+        )  # fmt: skip
+
+    first = grid(jobs=2)  # two processes of one thread
+    assert first == json.loads(results.read_text())
+    assert first["complete"] and first["score"] == "exact_match"
+    assert (first["jobs"], first["threads"]) == (2, 1)
+    assert first["code_version"] == var.code_version()
+    base, shallow = first["rows"]
+    assert [r["seed"] for r in base["runs"]] == [1, 2] and len(shallow["runs"]) == 1
+    for r in (*base["runs"], *shallow["runs"]):
+        assert r["device"] and r["row_wall_s"] > 0 and r["train_tokens_per_s"] > 0
+        assert r["command"] == "pytest grid" and r["threads"] == 1
+        assert r["code_version"] == first["code_version"]
+        assert 0.0 <= r["bleu"] <= 100.0  # the copy task's exact match
+    spread = [x["dev_ppl"] for x in base["runs"]]
+    assert shallow["noise"]["dev_ppl"] == pytest.approx(max(spread) - min(spread))
+    assert base["beyond_noise"] is None and set(shallow["beyond_noise"]) == {
+        "ppl",
+        "bleu",
+    }
+    for k, beyond in shallow["beyond_noise"].items():
+        kept = shallow["direction_beyond_noise"][k]
+        assert kept == (shallow["direction"][k] if beyond else None)
+
+    # A rerun trains nothing: same configuration, same code.
+    calls: list[str] = []
+    real_train = var.train
+
+    def counting(cfg, *args, **kwargs):  # noqa: ANN001, ANN202
+        calls.append(cfg.name)
+        return real_train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(var, "train", counting)
+    again = grid(jobs=1)
+    assert calls == [] and again["rows"][1]["dev_ppl"] == shallow["dev_ppl"]
+    # Other training code: every finished run is trained again.
+    monkeypatch.setattr(var, "code_version", lambda: "0123456789ab")
+    redone = grid(jobs=1)
+    assert sorted(calls) == ["table3_C_N2", "table3_base", "table3_base"]
+    assert {r["code_version"] for x in redone["rows"] for r in x["runs"]} == {
+        "0123456789ab"
+    }
+    with pytest.raises(AiaynError, match="jobs"):
+        var.run_variations(rows, _copy_base(), 4, [1], out, jobs=0, progress=False)

@@ -25,11 +25,20 @@ Every row trains for the same number of steps (big: 3x), with the same seeds and
 no checkpoint averaging (``average_last=1``, as in the paper), and is measured on
 the dev set (Multi30k val): perplexity per sub-word token, BLEU with beam 4 and
 alpha 0.6, and parameters. A :class:`Budget` sets the steps, seeds and data sizes.
+
+The ``cpu`` budget starts from the shipped en->de recipe instead, Transformer-Tiny
+(``multi30k_tiny_cpu_en_de``: N=4, d_model=128, d_ff=256, h=4, d_k=d_v=32, with
+a constant P_drop of 0.1, its value before the recipe's dropout ramp), with the
+rows in ``TINY_OVERRIDES`` and three seeds for the base row, whose spread is the
+noise each row's difference is held against. Finished rows are skipped on a
+rerun (same configuration, same :func:`code_version`), so the grid can be
+completed over several sittings.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shlex
@@ -52,11 +61,20 @@ from .errors import AiaynError
 from .presets import get_preset
 from .train import train
 
-REFERENCE = "multi30k_en_de"  # the preset every row starts from
+REFERENCE = "multi30k_en_de"  # the preset every row starts from (GPU budgets)
+TINY_REFERENCE = "multi30k_tiny_cpu_en_de"  # the shipped en->de recipe (cpu budget)
 # What the results keep of each run's metrics.json.
 RUN_KEYS = (
-    "dev_ppl dev_nll bleu tok_bleu chrf n parameters steps device wall_time_s".split()
-)
+    "dev_ppl dev_nll bleu tok_bleu chrf n parameters steps device wall_time_s "
+    "train_tokens_per_s"
+).split()
+# The modules whose code decides a row's numbers; a finished row trained by other
+# code is trained again (`code_version`).
+TRAINING_CODE = (
+    "attention batching config embeddings feed_forward layers loss masks model "
+    "multi30k schedule tokenizer train decoding metrics translate copy_task "
+    "tasks/__init__ tasks/base tasks/multi30k tasks/copy"
+).split()
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,8 @@ class Variation:
     paper_bleu: float = 25.8  # dev BLEU, newstest2013
     paper_params_m: float | None = None  # millions; None: blank (as the base)
     steps_factor: float = 1.0  # training steps relative to the base row
+    tiny_overrides: dict[str, Any] = field(default_factory=dict)  # around
+    # Transformer-Tiny (TINY_REFERENCE), for the ``cpu`` budget
 
 
 def _v(
@@ -83,7 +103,40 @@ def _v(
     **overrides: Any,
 ) -> Variation:
     row = name.split("_")[0]  # "A_h1" -> "A"
-    return Variation(name, row, label, overrides, ppl, bleu, params, steps_factor)
+    tiny = TINY_OVERRIDES[name]
+    return Variation(name, row, label, overrides, ppl, bleu, params, steps_factor, tiny)
+
+
+# The same rows around Transformer-Tiny (N=4, d_model=128, d_ff=256, h=4,
+# d_k=d_v=32, P_drop 0.1 at this budget), the base of the ``cpu`` budget, scaled
+# as the paper's rows sit around its base: (A) h = 1, 2, 8, 16 with h * d_k =
+# d_model; (B) d_k a quarter and a half; (C) N = 2, 3, 6, d_model and d_ff halved
+# and doubled; (D) P_drop 0 and 0.3 (the literature's), eps_ls 0 and 0.2; (E)
+# learned positions; big: d_model, d_ff and h doubled, P_drop 0.3, 3x the steps.
+# fmt: off
+TINY_OVERRIDES: dict[str, dict[str, Any]] = {
+    "base": {},
+    "A_h1": dict(n_heads=1, d_k=128, d_v=128),
+    "A_h4": dict(n_heads=2, d_k=64, d_v=64),
+    "A_h16": dict(n_heads=8, d_k=16, d_v=16),
+    "A_h32": dict(n_heads=16, d_k=8, d_v=8),
+    "B_dk16": dict(d_k=8),
+    "B_dk32": dict(d_k=16),
+    "C_N2": dict(n_layers=2),
+    "C_N4": dict(n_layers=3),
+    "C_N8": dict(n_layers=6),
+    "C_d256": dict(d_model=64, d_k=16, d_v=16),
+    "C_d1024": dict(d_model=256, d_k=64, d_v=64),
+    "C_ff1024": dict(d_ff=128),
+    "C_ff4096": dict(d_ff=512),
+    "D_drop0": dict(dropout=0.0),
+    "D_drop2": dict(dropout=0.3),
+    "D_ls0": dict(label_smoothing=0.0),
+    "D_ls2": dict(label_smoothing=0.2),
+    "E_learned": dict(learned_positions=True),
+    "big": dict(d_model=256, d_ff=512, n_heads=8, d_k=32, d_v=32, dropout=0.3),
+}
+# fmt: on
 
 
 # The paper's rows with its dev numbers, and our overrides of the reference.
@@ -131,9 +184,36 @@ PAPER_NAMES = {
 }
 
 
-def describe(v: Variation) -> str:
+def overrides_for(v: Variation, reference: str = REFERENCE) -> dict[str, Any]:
+    """The ModelConfig fields row `v` changes in the base built from `reference`."""
+    return v.tiny_overrides if reference == TINY_REFERENCE else v.overrides
+
+
+def describe(v: Variation, reference: str = REFERENCE) -> str:
     """Our change in the paper's notation, e.g. ``h=1 d_k=256 d_v=256``."""
-    return " ".join(f"{PAPER_NAMES.get(k, k)}={x}" for k, x in v.overrides.items())
+    changes = overrides_for(v, reference).items()
+    return " ".join(f"{PAPER_NAMES.get(k, k)}={x}" for k, x in changes)
+
+
+def score_key(cfg: TrainConfig) -> str:
+    """Which of a run's metrics the table's BLEU column holds.
+
+    sacreBLEU for a model of raw text; for one of the literature's lowercased,
+    tokenised text (``lc.norm.tok``) the tokenized BLEU the literature reports;
+    exact match for the copy task (the harness's own test).
+    """
+    if cfg.task == "copy":
+        return "exact_match"
+    return "tok_bleu" if cfg.preprocessing == "lc.norm.tok" else "bleu"
+
+
+def code_version() -> str:
+    """A short hash of the training code (`TRAINING_CODE`) as it is on disk."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in TRAINING_CODE:
+        h.update(name.encode() + b"\0" + (root / f"{name}.py").read_bytes())
+    return h.hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -149,6 +229,14 @@ class Budget:
     dev_limit: int | None  # first N val pairs for perplexity and BLEU (None: 1,014)
     eval_every: int  # dev perplexity every this many steps (the training curve)
     about: str  # what it is for and what it costs
+    reference: str = REFERENCE  # the preset of the base row
+    base_seeds: tuple[int, ...] | None = None  # the base row's, if more (noise)
+
+    def seeds_for(self, v: Variation) -> tuple[int, ...]:
+        """The seeds row `v` trains with: the base row may have more."""
+        if v.name == "base" and self.base_seeds is not None:
+            return self.base_seeds
+        return self.seeds
 
 
 BUDGETS = {
@@ -175,6 +263,22 @@ BUDGETS = {
         eval_every=250,
         about="one seed, 1,000 steps per row: under an hour on one GPU (estimate)",
     ),
+    "cpu": Budget(
+        "cpu",
+        steps=1600,
+        warmup=800,
+        seeds=(1,),
+        max_tokens=4096,
+        train_limit=None,
+        dev_limit=None,
+        eval_every=400,
+        about="Transformer-Tiny rows (the shipped en->de recipe, P_drop 0.1), "
+        "1,600 steps of 4k tokens each, the base row with 3 seeds for the noise: "
+        "run with --jobs 2 --threads 1 on a 2-core CPU, about 45 minutes a row "
+        "(estimate), resumable over several days",
+        reference=TINY_REFERENCE,
+        base_seeds=(1, 2, 3),
+    ),
     "full": Budget(
         "full",
         steps=6000,
@@ -190,12 +294,18 @@ BUDGETS = {
 }
 
 
-def budget_config(budget: Budget, reference: str = REFERENCE) -> TrainConfig:
-    """The base row's TrainConfig under ``budget``: the preset, resized."""
-    ref = get_preset(reference)
+def budget_config(budget: Budget, reference: str | None = None) -> TrainConfig:
+    """The base row's TrainConfig under ``budget``: the preset, resized.
+
+    A dropout schedule or a time budget of the preset is dropped: every row
+    trains the same steps with its own constant P_drop.
+    """
+    ref = get_preset(reference or budget.reference)
     return replace(
         ref,
         name="table3",
+        dropout_ramp=None,
+        max_minutes=None,
         max_tokens=budget.max_tokens,
         warmup=budget.warmup,
         lr_factor=ref.lr_factor * math.sqrt(budget.warmup / ref.warmup),
@@ -209,13 +319,15 @@ def budget_config(budget: Budget, reference: str = REFERENCE) -> TrainConfig:
     )
 
 
-def row_config(v: Variation, base: TrainConfig, steps: int, seed: int) -> TrainConfig:
+def row_config(
+    v: Variation, base: TrainConfig, steps: int, seed: int, reference: str = REFERENCE
+) -> TrainConfig:
     """The TrainConfig of row ``v``: ``base`` with the row's model changes."""
     n = max(1, round(steps * v.steps_factor))
     return replace(
         base,
         name=f"table3_{v.name}",
-        model=replace(base.model, **v.overrides),
+        model=replace(base.model, **overrides_for(v, reference)),
         seed=seed,
         max_steps=n,
         save_every=n,
@@ -235,53 +347,100 @@ def run_variations(
     results: Path | None = None,
     progress: bool = True,
     command: str | None = None,
+    reference: str = REFERENCE,
+    base_seeds: list[int] | tuple[int, ...] | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train every row with every seed under ``out_dir``; write and return results.
 
     Each run lives in ``out_dir/<row>/seed_<seed>``; a run whose ``metrics.json``
-    exists (with the same configuration) is read, not retrained, so an interrupted
-    call resumes. The results JSON (default ``out_dir/results.json``) is rewritten
-    atomically after every run.
+    exists, with the same configuration and the same `code_version`, is read, not
+    retrained, so an interrupted call resumes and a finished grid is free to
+    rerun. A finished run of other training code is trained again. The results
+    JSON (default ``out_dir/results.json``) is rewritten atomically after every
+    run, with each run's device, wall time, tokens per second and command.
+
+    ``base_seeds`` (default ``seeds``) are the base row's: more seeds there
+    measure the noise that the other rows are compared against. ``jobs`` runs
+    that many trainings at once, each in its own process with ``threads`` CPU
+    threads (two of one thread each are the fastest way through the grid on a
+    2-core CPU).
     """
     if steps < 1 or not seeds:
         raise AiaynError(f"need steps >= 1 and at least one seed, got {steps}, {seeds}")
+    if jobs < 1:
+        raise AiaynError(f"jobs={jobs} (must be >= 1)")
     if "base" not in {v.name for v in rows}:
         rows = [ROWS["base"], *rows]
     out_dir, results = Path(out_dir), Path(results or Path(out_dir) / "results.json")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     t0 = time.perf_counter()
+    command = portable_command(command or shlex.join(sys.argv))
+    version = code_version()
     header = {
         "experiment": "Table 3 (section 6.2): variations on the Transformer",
-        "reference": REFERENCE,
+        "reference": reference,
         "steps": steps,
         "seeds": list(seeds),
+        "base_seeds": list(base_seeds or seeds),
         "base_config": base_cfg.to_dict(),
         "device": device_info(dev),
         "torch": torch.__version__,
-        "command": portable_command(command or shlex.join(sys.argv)),
+        "command": command,
+        "code_version": version,
+        "score": score_key(base_cfg),  # what the rows' "bleu" holds
+        "jobs": jobs,
+        "threads": threads or torch.get_num_threads(),
         "out_dir": str(out_dir),
     }
+    jobs_list = [
+        (v, s)
+        for v in rows
+        for s in (base_seeds or seeds if v.name == "base" else seeds)
+    ]
+    tasks = [
+        (row_config(v, base_cfg, steps, s, reference), out_dir / v.name / f"seed_{s}")
+        for v, s in jobs_list
+    ]
     runs: dict[str, list[dict[str, Any]]] = {}
-    jobs = [(v, s) for v in rows for s in seeds]
-    bar = tqdm(jobs, desc="Table 3", unit="run", disable=not progress)
-    for v, seed in bar:
-        bar.set_postfix_str(f"{v.name} seed {seed}")
-        cfg = row_config(v, base_cfg, steps, seed)
-        run = _run_one(
-            cfg, out_dir / v.name / f"seed_{seed}", mirror, str(dev), command
-        )
+    bar = tqdm(total=len(tasks), desc="Table 3", unit="run", disable=not progress)
+
+    def finished(v: Variation, run: dict[str, Any]) -> None:
         runs.setdefault(v.name, []).append(run)
+        runs[v.name].sort(key=lambda r: r["seed"])
+        bar.update(1)
         bar.write(
-            f"{v.name:>9} seed {seed}: ppl {run['dev_ppl']:.2f} bleu {run['bleu']:.2f}"
+            f"{v.name:>9} seed {run['seed']}: ppl {run['dev_ppl']:.2f} "
+            f"bleu {run['bleu']:.2f}"
         )
         summary = {
             **header,
             "wall_time_s": round(time.perf_counter() - t0, 1),
-            "complete": sum(map(len, runs.values())) == len(jobs),
-            "rows": _rows(rows, runs),
+            "complete": sum(map(len, runs.values())) == len(tasks),
+            "rows": _rows(rows, runs, reference),
         }
         atomic_write(results, json.dumps(summary, indent=2))
-    return summary
+
+    args = [(cfg, d, mirror, str(dev), command, version, threads) for cfg, d in tasks]
+    if jobs == 1:
+        for (v, _), a in zip(jobs_list, args, strict=True):
+            finished(v, _run_one(*a))
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
+            pending = [pool.apply_async(_run_one, a) for a in args]
+            waiting = list(zip(jobs_list, pending, strict=True))
+            while waiting:
+                for item in list(waiting):
+                    (v, _), res = item
+                    if res.ready():
+                        finished(v, res.get())
+                        waiting.remove(item)
+                time.sleep(0.2)
+    bar.close()
+    return json.loads(results.read_text())
 
 
 def _run_one(
@@ -290,9 +449,19 @@ def _run_one(
     mirror: str | None,
     device: str,
     command: str | None,
+    version: str | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train one (row, seed) into ``run_dir``, or read it if already finished."""
+    if threads:
+        torch.set_num_threads(threads)
+    version = version or code_version()
     saved = run_dir / "train_config.json"
+    timing = run_dir / "row_time.json"
+    if (run_dir / "metrics.json").exists():
+        done = json.loads(timing.read_text()) if timing.exists() else {}
+        if done.get("code_version", version) != version:
+            shutil.rmtree(run_dir)  # trained by other code: train it again
     if saved.exists():
         ours = json.loads(json.dumps(cfg.to_dict()))
         theirs = json.loads(saved.read_text())
@@ -302,10 +471,9 @@ def _run_one(
                 f"{run_dir} holds a run of another configuration; "
                 "remove it or choose another output directory"
             )
-    timing = run_dir / "row_time.json"
     if (run_dir / "metrics.json").exists():
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        wall = json.loads(timing.read_text())["row_wall_s"] if timing.exists() else None
+        done = json.loads(timing.read_text()) if timing.exists() else {}
     else:
         t0 = time.perf_counter()
         metrics = train(
@@ -317,21 +485,38 @@ def _run_one(
             progress=False,
             command=command,
         )
-        wall = round(time.perf_counter() - t0, 1)
-        atomic_write(timing, json.dumps({"row_wall_s": wall}))
+        done = {
+            "row_wall_s": round(time.perf_counter() - t0, 1),
+            "code_version": version,
+            "threads": torch.get_num_threads(),
+            "command": command,
+        }
+        atomic_write(timing, json.dumps(done))
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model kept
     return {
         "seed": cfg.seed,
         **{k: metrics.get(k) for k in RUN_KEYS},
-        "row_wall_s": wall,
+        "bleu": metrics.get(score_key(cfg)),
+        "row_wall_s": done.get("row_wall_s"),
+        "code_version": done.get("code_version"),
+        "threads": done.get("threads"),
+        "command": done.get("command"),
         "run_dir": str(run_dir),
     }
 
 
 def _rows(
-    rows: list[Variation], runs: dict[str, list[dict[str, Any]]]
+    rows: list[Variation],
+    runs: dict[str, list[dict[str, Any]]],
+    reference: str = REFERENCE,
 ) -> list[dict[str, Any]]:
-    """One summary per finished row: means over seeds, paper numbers, direction."""
+    """One summary per finished row: means over seeds, paper numbers, direction.
+
+    With several base seeds, the base's spread (max - min over its seeds) is the
+    noise: a row's ``beyond_noise`` says whether its mean differs from the
+    base's by more than that, and ``direction_beyond_noise`` keeps only those
+    directions (None where the difference is within the noise).
+    """
     out = []
     for v in rows:
         if v.name not in runs:
@@ -344,8 +529,8 @@ def _rows(
                 "name": v.name,
                 "row": v.row,
                 "label": v.label,
-                "ours": describe(v),
-                "overrides": v.overrides,
+                "ours": describe(v, reference),
+                "overrides": overrides_for(v, reference),
                 "steps": rs[0]["steps"],
                 "paper": {
                     "ppl": v.paper_ppl,
@@ -362,8 +547,25 @@ def _rows(
             }
         )
     base = next((r for r in out if r["name"] == "base"), None)
+    noise = None
+    if base is not None and len(base["runs"]) > 1:
+        noise = {
+            key: max(x[key] for x in base["runs"]) - min(x[key] for x in base["runs"])
+            for key in ("dev_ppl", "bleu")
+        }
     for r in out:
         r["direction"] = direction_matches(r, base) if base else None
+        r["noise"] = noise
+        r["beyond_noise"] = r["direction_beyond_noise"] = None
+        if base is not None and noise is not None and r is not base:
+            beyond = {
+                "ppl": abs(r["dev_ppl"] - base["dev_ppl"]) > noise["dev_ppl"],
+                "bleu": abs(r["bleu"] - base["bleu"]) > noise["bleu"],
+            }
+            r["beyond_noise"] = beyond
+            r["direction_beyond_noise"] = {
+                k: d if beyond[k] else None for k, d in r["direction"].items()
+            }
     return out
 
 
@@ -412,6 +614,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if any)")
     p.add_argument("--data-mirror", help="directory or URL holding multi30k/")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="trainings at once, each its own process (default 1; on a 2-core "
+        "CPU: --jobs 2 --threads 1)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -444,7 +653,9 @@ def run(args: argparse.Namespace, command: str) -> int:
     runs = args.runs or Path("runs") / f"table3_{budget.name}"
     check_output_dir(runs, "--runs")
     check_at_least(args.threads, "--threads")
+    check_at_least(args.jobs, "--jobs")
     seeds = list(budget.seeds)
+    base_seeds = list(budget.base_seeds) if budget.base_seeds else None
     if args.seeds:
         try:
             seeds = [int(s) for s in args.seeds.split(",")]
@@ -452,6 +663,7 @@ def run(args: argparse.Namespace, command: str) -> int:
             raise AiaynError(
                 f"--seeds takes integers, e.g. 1,2,3: {args.seeds!r}"
             ) from None
+        base_seeds = None  # the given seeds for every row
     rows = select_rows(args.rows)
     if args.threads:
         torch.set_num_threads(args.threads)  # one thread is faster on a busy CPU
@@ -466,6 +678,10 @@ def run(args: argparse.Namespace, command: str) -> int:
         results=args.out,
         progress=not args.no_progress,
         command=command,
+        reference=budget.reference,
+        base_seeds=base_seeds,
+        jobs=args.jobs,
+        threads=args.threads,
     )
     print(f"wrote {args.out}")
     return 0
