@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 # A per-layer cache for incremental decoding: {"k": (B, h, t, d_k), "v": ...}.
 Cache = dict[str, Tensor]
+PLAIN_SINGLE_QUERY = False  # the default of MultiHeadAttention.plain_single_query
 
 
 def scaled_dot_product_attention(
@@ -77,6 +78,9 @@ class MultiHeadAttention(nn.Module):
         self.attention_dropout = attention_dropout
         self.dropout = nn.Dropout(attention_dropout)
         self.fused = True  # use F.scaled_dot_product_attention
+        # ...except for one query on a CPU (each step of cached decoding), where
+        # matmul-softmax-matmul is faster (bench/decode_paths.py)
+        self.plain_single_query = PLAIN_SINGLE_QUERY
         self.store_weights = False  # keep the last weights (forces readable path)
         self.weights: Tensor | None = None
 
@@ -109,7 +113,12 @@ class MultiHeadAttention(nn.Module):
                     k = torch.cat([cache["k"], k], dim=2)  # (B, h, t + T_k, d_k)
                     v = torch.cat([cache["v"], v], dim=2)  # (B, h, t + T_k, d_v)
                 cache["k"], cache["v"] = k, v
-        if self.fused and not self.store_weights:
+        one_query_cpu = q.size(2) == 1 and q.device.type == "cpu" and not self.training
+        if (
+            self.fused
+            and not self.store_weights
+            and not (one_query_cpu and self.plain_single_query)
+        ):
             p = self.attention_dropout if self.training else 0.0
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:

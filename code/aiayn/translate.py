@@ -30,10 +30,12 @@ def decode_ids(
     batch_tokens: int = 4000,
     progress: bool = False,
     constraint: Constraint | None = None,
+    shrink: bool = True,
 ) -> list[list[int]]:
     """Decode source id lists (no EOS); beam_size 1 means greedy search.
 
-    A `constraint` (see `aiayn.decoding.Constraint`) is begun afresh per batch.
+    A `constraint` (see `aiayn.decoding.Constraint`) is begun afresh per batch;
+    `shrink` is the searches' (finished sentences leave the batch).
     """
     cfg = model.cfg
     device = next(model.parameters()).device
@@ -61,12 +63,13 @@ def decode_ids(
         with torch.autocast(device.type, enabled=False):
             if beam_size <= 1:
                 out = greedy_decode(
-                    model, src, extra_len=extra_len, constraint=constraint
-                )
+                    model, src, extra_len=extra_len, constraint=constraint,
+                    shrink=shrink,
+                )  # fmt: skip
             else:
                 out = beam_search(
                     model, src, beam_size, alpha, extra_len=extra_len,
-                    constraint=constraint,
+                    constraint=constraint, shrink=shrink,
                 )  # fmt: skip
         for i, o in zip(batch, out, strict=True):
             outputs[i] = o

@@ -330,7 +330,7 @@ def row_config(
         model=replace(base.model, **overrides_for(v, reference)),
         seed=seed,
         max_steps=n,
-        save_every=n,
+        save_every=min(n, base.eval_every),  # an interrupted row resumes
         eval_every=min(base.eval_every, n),
     )
 
