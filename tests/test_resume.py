@@ -154,8 +154,10 @@ def test_max_minutes_stops_checkpoints_and_finishes(tmp_path: Path) -> None:
     assert [p.name for p in ckpt.list_checkpoints(out)] == ["step_0000001"]
     assert [r["step"] for r in _log(out)] == [1]  # evaluated where it stopped
     assert (out / ckpt.WEIGHTS).exists()
-    card = (ship(out, tmp_path / "one") / "README.md").read_text()
-    assert "Stopped at step 1 of 6 by the time budget, max_minutes=1e-09" in card
+    card = ship(out, tmp_path / "one", notes=["Nothing else ran."]) / "README.md"
+    text = card.read_text()
+    assert "Stopped at step 1 of 6 by the time budget, max_minutes=1e-09" in text
+    assert "\n- Nothing else ran.\n" in text
     # Resumed with the budget already spent: no more steps, finished again.
     again = train(cfg, out, resume=True, progress=False, command="second")
     assert again["steps"] == 1 and again["stopped_by"] == "max_minutes"

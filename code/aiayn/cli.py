@@ -218,6 +218,14 @@ def add_ship_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also ship the last step checkpoint (weights only)",
     )
+    p.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a line for the card's 'How it was made' (repeatable), e.g. what "
+        "else ran on the machine",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -505,7 +513,7 @@ def _ship(args: argparse.Namespace, argv: list[str]) -> int:
         raise AiaynError(
             f"{args.run} has no metrics.json: is --run a finished training run?"
         )
-    out = ship(args.run, args.out, args.with_steps, args.with_last)
+    out = ship(args.run, args.out, args.with_steps, args.with_last, args.note)
     print((out / "README.md").read_text())
     return 0
 

@@ -40,9 +40,17 @@ def _git_commit() -> str:
 
 
 def ship(
-    run: Path, out: Path, with_steps: bool = False, with_last: bool = False
+    run: Path,
+    out: Path,
+    with_steps: bool = False,
+    with_last: bool = False,
+    notes: list[str] | None = None,
 ) -> Path:
-    """Copy a finished run into a shippable model directory; returns ``out``."""
+    """Copy a finished run into a shippable model directory; returns ``out``.
+
+    ``notes`` are lines the card adds under "How it was made", for what the run's
+    files cannot say (what else ran on the machine, why it was stopped).
+    """
     run, out = Path(run), Path(out)
     metrics_path = run / "metrics.json"
     if not metrics_path.is_file():
@@ -66,7 +74,7 @@ def ship(
             m = ckpt.load_model(step)
             ckpt.save_weights(dst / ckpt.WEIGHTS, m, torch.float16)
             shutil.copyfile(step / ckpt.CONFIG, dst / ckpt.CONFIG)
-        (tmp / "README.md").write_text(model_card(tmp, out.name))
+        (tmp / "README.md").write_text(model_card(tmp, out.name, notes))
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -80,7 +88,9 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def model_card(directory: Path, name: str | None = None) -> str:
+def model_card(
+    directory: Path, name: str | None = None, notes: list[str] | None = None
+) -> str:
     """The Markdown model card of a shipped directory, from its own files."""
     directory = Path(directory)
     name = name or directory.name
@@ -144,6 +154,7 @@ def model_card(directory: Path, name: str | None = None) -> str:
             else ""
         ),
         *_command_lines(m, cfg),
+        *(f"- {line}" for line in notes or []),
     ]
     lines += _selection_lines(directory)
     for split, e in evals.items():
