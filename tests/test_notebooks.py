@@ -50,7 +50,7 @@ def test_no_stored_output_names_the_executing_machines_paths(path: Path) -> None
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_placeholder_text_reaches_the_reader(path: Path) -> None:
     placeholder = re.compile(
-        r"\bpending\b|first edition|will be replaced|\bTODO\b|\bTBD\b", re.IGNORECASE
+        r"(?i:\bpending\b|first edition|will be replaced)|\bTODO\b|\bTBD\b"
     )
     found = [
         (i, m.group(0))

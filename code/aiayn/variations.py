@@ -430,8 +430,8 @@ def run_variations(
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
-            pending = [pool.apply_async(_run_one, a) for a in args]
-            waiting = list(zip(jobs_list, pending, strict=True))
+            handles = [pool.apply_async(_run_one, a) for a in args]
+            waiting = list(zip(jobs_list, handles, strict=True))
             while waiting:
                 for item in list(waiting):
                     (v, _), res = item
