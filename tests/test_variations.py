@@ -115,9 +115,9 @@ def test_parameter_counts_move_as_expected(params: dict[str, int]) -> None:
 
 
 def test_budgets_keep_the_reference_peak_learning_rate() -> None:
-    ref = var.get_preset(var.REFERENCE)
-    peak = noam_lr(ref.warmup, ref.model.d_model, ref.warmup, ref.lr_factor)
     for budget in var.BUDGETS.values():
+        ref = var.get_preset(budget.reference)
+        peak = noam_lr(ref.warmup, ref.model.d_model, ref.warmup, ref.lr_factor)
         cfg = var.budget_config(budget)
         got = noam_lr(cfg.warmup, cfg.model.d_model, cfg.warmup, cfg.lr_factor)
         assert got == pytest.approx(peak)
