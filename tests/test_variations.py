@@ -204,7 +204,7 @@ def test_two_rows_train_end_to_end_and_resume(
     for r in saved["rows"]:
         assert r["dev_ppl"] > 1.0 and 0.0 <= r["bleu"] <= 100.0
         assert r["runs"][0]["n"] == 8  # BLEU on the budget's dev slice
-        assert r["runs"][0]["steps"] == 3 and r["wall_time_s"] > 0
+        assert r["runs"][0]["steps"] == 3 and isinstance(r["wall_time_s"], float)
         assert set(r["direction"]) == {"ppl", "bleu"}
         run_dir = Path(r["runs"][0]["run_dir"])
         assert (run_dir / "metrics.json").exists()
@@ -273,8 +273,7 @@ def test_cpu_budget_rows_sit_around_transformer_tiny(
     assert budget.reference == var.TINY_REFERENCE == "multi30k_tiny_cpu_en_de"
     assert cfg.dropout_ramp is None and cfg.max_minutes is None  # constant P_drop
     assert cfg.preprocessing == "lc.norm.tok" and var.score_key(cfg) == "tok_bleu"
-    assert budget.seeds_for(var.ROWS["base"]) == (1, 2, 3)  # the noise
-    assert budget.seeds_for(var.ROWS["A_h1"]) == (1,)
+    assert (budget.base_seeds, budget.seeds) == ((1, 2, 3), (1,))  # the noise
     base = tiny_configs["base"]
     assert base == var.get_preset(var.TINY_REFERENCE).model
     assert (base.n_layers, base.d_model, base.d_ff, base.n_heads) == (4, 128, 256, 4)
@@ -334,7 +333,8 @@ def test_harness_mechanics_on_the_copy_task(
     base, shallow = first["rows"]
     assert [r["seed"] for r in base["runs"]] == [1, 2] and len(shallow["runs"]) == 1
     for r in (*base["runs"], *shallow["runs"]):
-        assert r["device"] and r["row_wall_s"] > 0 and r["train_tokens_per_s"] > 0
+        assert r["device"] and r["train_tokens_per_s"] > 0
+        assert isinstance(r["row_wall_s"], float)  # recorded, never bounded here
         assert r["command"] == "pytest grid" and r["threads"] == 1
         assert r["code_version"] == first["code_version"]
         assert 0.0 <= r["bleu"] <= 100.0  # the copy task's exact match
@@ -366,5 +366,13 @@ def test_harness_mechanics_on_the_copy_task(
     assert {r["code_version"] for x in redone["rows"] for r in x["runs"]} == {
         "0123456789ab"
     }
+    # A run begun by other code and interrupted is started anew, not resumed.
+    begun = out / "C_N2" / "seed_1"
+    (begun / "metrics.json").unlink()
+    (begun / "train_config.json").write_text("{}")  # else "another configuration"
+    (begun / "row_time.json").write_text(json.dumps({"code_version": "old"}))
+    calls.clear()
+    grid(jobs=1)
+    assert calls == ["table3_C_N2"]
     with pytest.raises(AiaynError, match="jobs"):
         var.run_variations(rows, _copy_base(), 4, [1], out, jobs=0, progress=False)

@@ -26,7 +26,6 @@ from torch import Tensor, nn
 
 # A per-layer cache for incremental decoding: {"k": (B, h, t, d_k), "v": ...}.
 Cache = dict[str, Tensor]
-PLAIN_SINGLE_QUERY = False  # the default of MultiHeadAttention.plain_single_query
 
 
 def scaled_dot_product_attention(
@@ -80,7 +79,7 @@ class MultiHeadAttention(nn.Module):
         self.fused = True  # use F.scaled_dot_product_attention
         # ...except for one query on a CPU (each step of cached decoding), where
         # matmul-softmax-matmul is faster (bench/decode_paths.py)
-        self.plain_single_query = PLAIN_SINGLE_QUERY
+        self.plain_single_query = False  # off until the benchmark says it wins
         self.store_weights = False  # keep the last weights (forces readable path)
         self.weights: Tensor | None = None
 
@@ -113,12 +112,8 @@ class MultiHeadAttention(nn.Module):
                     k = torch.cat([cache["k"], k], dim=2)  # (B, h, t + T_k, d_k)
                     v = torch.cat([cache["v"], v], dim=2)  # (B, h, t + T_k, d_v)
                 cache["k"], cache["v"] = k, v
-        one_query_cpu = q.size(2) == 1 and q.device.type == "cpu" and not self.training
-        if (
-            self.fused
-            and not self.store_weights
-            and not (one_query_cpu and self.plain_single_query)
-        ):
+        plain = self.plain_single_query and q.size(2) == 1 and not q.is_cuda
+        if self.fused and not self.store_weights and not (plain and not self.training):
             p = self.attention_dropout if self.training else 0.0
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:

@@ -226,8 +226,9 @@ def _multi30k_tiny_cpu(src: str, tgt: str) -> TrainConfig:
     and 36.2). So dropout starts at 0.1 and rises to the literature's 0.3 between
     updates 1,500 and 3,500 (``dropout_ramp``). Shorter warmup (800) and half
     the batch (4k tokens) for more updates; the paper's schedule for d_model 128
-    and warmup 800, scaled by lr_factor 1.09 to a peak of 0.0034. A checkpoint every 200 updates (about 1.7 epochs), the last
-    12 kept; ``python -m aiayn select`` chooses the average and the beam on val.
+    and warmup 800, scaled by lr_factor 1.09 to a peak of 0.0034. A checkpoint
+    every 200 updates (about 1.7 epochs), the last 12 kept; ``python -m aiayn
+    select`` chooses the average and the beam on val.
     ``max_minutes`` 88 holds the 90-minute budget on a machine slower than the
     one the 5,600 updates were sized on (en->de: 84.7 minutes; de->en ran 20%
     slower on the same kind of machine a day later).

@@ -232,12 +232,6 @@ class Budget:
     reference: str = REFERENCE  # the preset of the base row
     base_seeds: tuple[int, ...] | None = None  # the base row's, if more (noise)
 
-    def seeds_for(self, v: Variation) -> tuple[int, ...]:
-        """The seeds row `v` trains with: the base row may have more."""
-        if v.name == "base" and self.base_seeds is not None:
-            return self.base_seeds
-        return self.seeds
-
 
 BUDGETS = {
     "tiny": Budget(
@@ -457,11 +451,11 @@ def _run_one(
         torch.set_num_threads(threads)
     version = version or code_version()
     saved = run_dir / "train_config.json"
-    timing = run_dir / "row_time.json"
-    if (run_dir / "metrics.json").exists():
-        done = json.loads(timing.read_text()) if timing.exists() else {}
-        if done.get("code_version", version) != version:
-            shutil.rmtree(run_dir)  # trained by other code: train it again
+    timing = run_dir / "row_time.json"  # written when a run starts and ends
+    done = json.loads(timing.read_text()) if timing.exists() else {}
+    if done.get("code_version", version) != version:
+        shutil.rmtree(run_dir)  # trained, or begun, by other code: train it anew
+        done = {}
     if saved.exists():
         ours = json.loads(json.dumps(cfg.to_dict()))
         theirs = json.loads(saved.read_text())
@@ -473,8 +467,9 @@ def _run_one(
             )
     if (run_dir / "metrics.json").exists():
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        done = json.loads(timing.read_text()) if timing.exists() else {}
     else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(timing, json.dumps({"code_version": version}))  # for a resume
         t0 = time.perf_counter()
         metrics = train(
             cfg,

@@ -422,7 +422,7 @@ class ParseTask(Task):
             extra={
                 "dev_trees": dev,
                 "test_trees": trees["test"],
-                "shapes": most_frequent_shapes(trees["train"]),
+                "shapes": most_frequent_shapes(train_trees),  # the model's data
             },
         )
 
@@ -461,7 +461,8 @@ class ParseTask(Task):
         tok = _parse_tokenizer(tokenizer)
         result = evaluate_trees(
             model, tok, gold, beam_size, alpha, cfg.extra_len, progress,
-            cfg.constrained_decoding, most_frequent_shapes(trees["train"]),
+            cfg.constrained_decoding,
+            most_frequent_shapes(trees["train"][: cfg.train_limit]),
         )  # fmt: skip
         result.scores = {"split": split, **result.scores}
         return result
