@@ -6,7 +6,9 @@ One run measures, on the device it runs on:
    h=8, shared vocabulary of 37,000) for three implementations with identical
    dimensions: ``aiayn.Transformer`` (fused attention), transformers'
    ``MarianMTModel`` (``attn_implementation="sdpa"``) and ``torch.nn.Transformer``
-   (with the same embeddings, sinusoids and tied output projection). Every one
+   (``bench/fair.py``'s twin: the same embeddings, sinusoids, tied output
+   projection, dropout sites and norms). On a CPU, ``bench/fair.py`` is the
+   comparison to trust: real batches, rotated rounds, paired ratios. Every one
    gets the same batches, loss (label-smoothed cross-entropy, eps 0.1), dropout
    0.1 and Adam step, under bf16 autocast on a GPU (fp32 on a CPU), eager and,
    with ``--compile``, under ``torch.compile``. Reported: target tokens per
@@ -15,10 +17,10 @@ One run measures, on the device it runs on:
    trained en->de model: ``aiayn.translate.decode_ids`` against
    ``MarianMTModel.generate`` on its exported twin (``aiayn.export_hf``).
 
-    python bench/speed.py --budget full --model runs/multi30k_cpu_en_de \\
+    python bench/speed.py --budget full --model checkpoints/multi30k_tiny_cpu_en_de \\
         --compile --out book/data/bench_gpu.json      # on a GPU
     nice -n 10 python bench/speed.py --budget small \\
-        --model runs/multi30k_cpu_en_de --out book/data/bench_cpu.json
+        --model checkpoints/multi30k_tiny_cpu_en_de --out FILE
 """
 
 from __future__ import annotations
@@ -38,14 +40,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 import aiayn
 from aiayn.config import ModelConfig
 from aiayn.display import portable_command
-from aiayn.embeddings import sinusoidal_encoding
 from aiayn.loss import cross_entropy_loss
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fair import TorchTwin, cpu_matmul_peak  # noqa: E402  (bench/fair.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,48 +139,6 @@ def counted_flops(cfg: ModelConfig, B: int, S: int, T: int) -> dict[str, int]:
 # -- the three models -----------------------------------------------------------
 
 
-class TorchTransformer(nn.Module):
-    """torch.nn.Transformer with the paper's embeddings, sinusoids and tied softmax."""
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        nn.init.normal_(self.embed.weight, std=cfg.d_model**-0.5)
-        self.register_buffer("pe", sinusoidal_encoding(cfg.max_len, cfg.d_model), False)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.core = nn.Transformer(
-            cfg.d_model,
-            cfg.n_heads,
-            cfg.n_layers,
-            cfg.n_layers,
-            cfg.d_ff,
-            cfg.dropout,
-            batch_first=True,  # post-norm and ReLU, as the paper
-        )
-
-    def _embed(self, tokens: Tensor) -> Tensor:
-        x = self.embed(tokens) * math.sqrt(self.cfg.d_model)  # (B, L, d_model)
-        return self.dropout(x + self.pe[: tokens.size(1)])
-
-    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
-        T = tgt_in.size(1)
-        causal = nn.Transformer.generate_square_subsequent_mask(
-            T, device=src.device, dtype=torch.bool
-        )  # (T, T), True = may not attend
-        pad_s, pad_t = src == self.cfg.pad_id, tgt_in == self.cfg.pad_id  # (B, L)
-        h = self.core(
-            self._embed(src),
-            self._embed(tgt_in),
-            tgt_mask=causal,
-            src_key_padding_mask=pad_s,
-            tgt_key_padding_mask=pad_t,
-            memory_key_padding_mask=pad_s,
-            tgt_is_causal=True,
-        )  # (B, T, d_model)
-        return F.linear(h, self.embed.weight)  # (B, T, V)
-
-
 class MarianAdapter(nn.Module):
     """MarianMTModel behind our (src, tgt_in) -> logits interface."""
 
@@ -209,7 +170,7 @@ def build(name: str, cfg: ModelConfig) -> nn.Module:
         return model
     if name == "marian":
         return MarianAdapter(cfg)
-    return TorchTransformer(cfg)
+    return TorchTwin(cfg)  # bench/fair.py's: aiayn's dropout sites and norms
 
 
 # -- training throughput --------------------------------------------------------
@@ -337,17 +298,6 @@ def train_speeds(
             if i >= warmup:
                 run.times.append(t)
     return [run.summary(batches) for run in runs], failed
-
-
-def cpu_matmul_peak(n: int = 1024, repeats: int = 5) -> float:
-    """Best fp32 FLOP/s of an n x n matmul: the CPU's practical ceiling right now."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
 
 
 # -- decoding -------------------------------------------------------------------

@@ -11,11 +11,15 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aiayn import ModelConfig, Transformer
+from aiayn.batching import collate
 from aiayn.loss import (
     cross_entropy_loss,
     label_smoothed_cross_entropy,
+    projected_cross_entropy,
     smoothed_targets,
 )
+from aiayn.train import batch_loss
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
 
@@ -121,3 +125,55 @@ def test_smoothing_penalises_confidence() -> None:
         assert best < loss(confident, target, eps, 0)
         entropy = -(q * q.log()).sum()  # cross-entropy of q with itself
         torch.testing.assert_close(best, entropy)
+
+
+@SETTINGS
+@given(
+    N=st.integers(1, 9),
+    d=st.integers(1, 12),
+    V=st.integers(2, 40),
+    eps=st.sampled_from([0.0, 0.1, 0.3]),
+    seed=st.integers(0, 10_000),
+)
+def test_projected_loss_has_the_value_and_gradients_of_the_unfused_one(
+    N: int, d: int, V: int, eps: float, seed: int
+) -> None:
+    g = torch.Generator().manual_seed(seed)
+    h = (2 * torch.randn(N, d, generator=g)).requires_grad_()
+    W = torch.randn(V, d, generator=g).requires_grad_()
+    target = torch.randint(0, V, (N,), generator=g)
+    h2, W2 = h.detach().clone().requires_grad_(), W.detach().clone().requires_grad_()
+    fused = projected_cross_entropy(h, W, target, eps)
+    plain = cross_entropy_loss(h2 @ W2.t(), target, eps, pad_id=-100, reduction="sum")
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+    (3.0 * fused).backward()  # an upstream gradient that is not 1
+    (3.0 * plain).backward()
+    torch.testing.assert_close(h.grad, h2.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(W.grad, W2.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_projected_loss_rejects_padded_shapes() -> None:
+    with pytest.raises(ValueError, match="must be"):
+        projected_cross_entropy(
+            torch.randn(2, 3, 4), torch.randn(5, 4), torch.zeros(2, 3), 0.1
+        )
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_training_loss_fused_or_not_is_the_same(tied: bool) -> None:
+    """batch_loss, as the training loop calls it: same loss, same gradients."""
+    torch.manual_seed(0)
+    cfg = ModelConfig.tiny(vocab_size=23, tie_embeddings=tied, label_smoothing=0.1)
+    model = Transformer(cfg).eval()  # no dropout: both calls see the same network
+    b = collate([([5, 6, 7, 8], [9, 10]), ([5], [11, 12, 13, 14, 15])], 0, 1, 2)
+    got = []
+    for fused in (True, False):
+        model.zero_grad()
+        loss = batch_loss(model, model, b, None, fused)
+        loss.backward()
+        got.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(got[0][0], got[1][0])
+    for a, c in zip(got[0][1], got[1][1], strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-6)
+    plain = cross_entropy_loss(model(b.src, b.tgt_in), b.tgt_out, 0.1, 0, "sum")
+    torch.testing.assert_close(got[0][0], plain.detach())  # padding rows ignored

@@ -259,7 +259,7 @@ def test_score_against_gold_and_right_branching() -> None:
 
 
 def test_presets_decode_as_the_paper() -> None:
-    for name in ("ptb_parse", "ptb_parse_cpu"):
+    for name in ("ptb_parse", "ptb_parse_cpu", "ptb_parse_pos_cpu"):
         cfg = get_preset(name)
         assert cfg.task == "parse" and cfg.eval_bleu == (name == "ptb_parse")
         assert (cfg.beam_size, cfg.alpha, cfg.extra_len) == (21, 0.3, 300)

@@ -153,6 +153,8 @@ class TrainConfig:
     clip_grad_norm: float | None = None  # not in the paper
     fused_adam: bool | None = None  # None: fused Adam where the model is on CUDA
     # (the fused CPU kernel is 4x faster at d_model 128 but rounds differently)
+    fused_loss: bool = True  # projection and loss in one function in fp32
+    # (loss.projected_cross_entropy; False: F.linear, then F.cross_entropy)
     dropout_ramp: tuple[int, int, float] | None = None  # (a, b, p): residual and
     # embedding dropout rise linearly from model.dropout at step a to p at step b
     # (not in the paper: little dropout while the model learns, more once it fits)

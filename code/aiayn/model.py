@@ -139,12 +139,16 @@ class Transformer(nn.Module):
         cache: DecoderCache | None = None,
         offset: int = 0,
         keep: Tensor | None = None,
+        project: bool = True,
     ) -> Tensor:
         """Decoder input (B, T) -> logits (B, T, vocab).
 
         ``keep`` (B, T) bool: project only those positions, logits (N, vocab). The
         training loop passes the non-padding targets: the output projection and
         the loss are then not computed for padding that the loss would ignore.
+        ``project=False`` returns the decoder's output before the pre-softmax
+        projection, (B, T, d_model) or (N, d_model), for a loss that applies
+        :attr:`output_weight` itself (``loss.projected_cross_entropy``).
 
         Without a cache, ``tgt_in`` is the whole shifted target (teacher forcing).
         With a cache (from :meth:`init_cache`), ``tgt_in`` holds only the new
@@ -169,21 +173,28 @@ class Transformer(nn.Module):
         x = self.dec_norm(x)
         if keep is not None:
             x = x[keep]  # (N, d_model)
+        if not project:
+            return x
         return F.linear(x, self.output_weight)  # (B, T, vocab) or (N, vocab)
 
     def forward(
-        self, src: Tensor, tgt_in: Tensor, keep: Tensor | None = None
+        self,
+        src: Tensor,
+        tgt_in: Tensor,
+        keep: Tensor | None = None,
+        project: bool = True,
     ) -> Tensor:
         """src: (B, S), tgt_in: (B, T) padded with pad_id -> logits (B, T, vocab).
 
-        With ``keep`` (B, T) bool, only those positions: logits (N, vocab).
+        With ``keep`` (B, T) bool, only those positions: logits (N, vocab); with
+        ``project=False``, the decoder output before the projection (see decode).
         """
         if src.dim() == 2 and tgt_in.dim() == 2 and src.size(0) != tgt_in.size(0):
             raise AiaynError(
                 f"src and tgt_in batch sizes differ: {src.size(0)} vs {tgt_in.size(0)}"
             )
         memory, src_mask = self.encode(src)
-        return self.decode(tgt_in, memory, src_mask, keep=keep)
+        return self.decode(tgt_in, memory, src_mask, keep=keep, project=project)
 
     def init_cache(self) -> DecoderCache:
         """An empty key/value cache for step-by-step decoding."""

@@ -39,13 +39,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .batching import batch_stream, collate, token_batches
+from .batching import Batch, batch_stream, collate, token_batches
 from .config import TrainConfig
 from .decoding import eval_mode
 from .env import amp_dtype, device_info, resolve_device
 from .errors import AiaynError
 from .layers import SublayerConnection
-from .loss import cross_entropy_loss
+from .loss import cross_entropy_loss, projected_cross_entropy
 from .model import Transformer
 from .schedule import make_optimizer, make_scheduler
 from .tasks import Task, TaskData, get_task
@@ -95,6 +95,35 @@ def dev_loss(
             n += b.n_tgt_tokens
     nll = total_nll / max(n, 1)
     return {"dev_loss": total_ls / max(n, 1), "dev_nll": nll, "dev_ppl": math.exp(nll)}
+
+
+def batch_loss(
+    fwd: nn.Module,
+    model: Transformer,
+    b: Batch,
+    dtype: torch.dtype | None = None,
+    fused: bool = True,
+) -> torch.Tensor:
+    """The label-smoothed loss of one batch, summed over its real target tokens.
+
+    ``fwd`` is ``model`` as the loop calls it (wrapped by DDP or torch.compile).
+    Logits are computed for the non-padding targets only. In full precision with
+    ``fused`` (``TrainConfig.fused_loss``), the pre-softmax projection and the loss
+    are one function (`loss.projected_cross_entropy`: the same value and
+    gradients with one (N, vocab) buffer instead of three); under autocast
+    (``dtype``), the projection and ``F.cross_entropy`` run apart.
+    """
+    m = model.cfg
+    keep = b.tgt_out != m.pad_id  # (B, T)
+    target = b.tgt_out[keep]  # (N,)
+    if fused and dtype is None:
+        h = fwd(b.src, b.tgt_in, keep, project=False)  # (N, d_model)
+        return projected_cross_entropy(
+            h, model.output_weight, target, m.label_smoothing
+        )
+    with torch.autocast(b.src.device.type, dtype=dtype, enabled=dtype is not None):
+        logits = fwd(b.src, b.tgt_in, keep)  # (N, V): no padding rows
+    return cross_entropy_loss(logits, target, m.label_smoothing, m.pad_id, "sum")
 
 
 def train(
@@ -227,18 +256,7 @@ def train(
                 net.no_sync() if (world > 1 and not sync) else contextlib.nullcontext()
             )
             with ctx:
-                with torch.autocast(
-                    dev.type, dtype=dtype or torch.float32, enabled=dtype is not None
-                ):
-                    keep = b.tgt_out != cfg.model.pad_id  # (B, T)
-                    logits = fwd(b.src, b.tgt_in, keep)  # (N, V): no padding rows
-                loss_sum = cross_entropy_loss(
-                    logits,
-                    b.tgt_out[keep],
-                    cfg.model.label_smoothing,
-                    cfg.model.pad_id,
-                    "sum",
-                )
+                loss_sum = batch_loss(fwd, model, b, dtype, cfg.fused_loss)
                 # DDP averages gradients over ranks: scale so the result is the
                 # gradient of the mean loss over the global batch's tokens.
                 scaler.scale(loss_sum * world / n_global).backward()
