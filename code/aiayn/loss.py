@@ -66,8 +66,9 @@ class _ProjectedCrossEntropy(torch.autograd.Function):
     lse - (1 - eps) z_t - (eps / V) sum_j z_j, and its gradient with respect to
     z is softmax(z) - q. The forward pass turns the logits into softmax(z) in
     place and keeps that one (N, V) buffer; the backward pass subtracts q from it
-    in place and multiplies by W and h. ``F.cross_entropy`` keeps the logits and
-    their log-softmax and writes a third (N, V) tensor for the gradient.
+    in place and multiplies by W and h. The separate projection and
+    ``F.cross_entropy`` hold up to three (N, V) tensors at once: the logits,
+    their log-softmax and the gradient.
     """
 
     @staticmethod
@@ -108,7 +109,7 @@ def projected_cross_entropy(
 
     The same value and gradients as ``cross_entropy_loss(h @ weight.T, target,
     eps, pad_id, "sum")`` for rows without padding (the training loop passes only
-    real target tokens), computed in fp32 with one (N, V) buffer instead of three.
+    real target tokens), computed in fp32 with one (N, V) buffer.
     Not under autocast: the training loop uses it in full precision only.
     """
     if h.dim() != 2 or target.shape != h.shape[:1]:

@@ -110,7 +110,7 @@ def batch_loss(
     Logits are computed for the non-padding targets only. In full precision with
     ``fused`` (``TrainConfig.fused_loss``), the pre-softmax projection and the loss
     are one function (`loss.projected_cross_entropy`: the same value and
-    gradients with one (N, vocab) buffer instead of three); under autocast
+    gradients with one (N, vocab) buffer, not up to three); under autocast
     (``dtype``), the projection and ``F.cross_entropy`` run apart.
     """
     m = model.cfg
