@@ -56,6 +56,7 @@ from torch import Tensor, nn
 
 import aiayn
 from aiayn.batching import Batch, collate, encode_sources, token_batches
+from aiayn.checkpoint import atomic_write
 from aiayn.config import ModelConfig
 from aiayn.display import portable_command
 from aiayn.embeddings import sinusoidal_encoding
@@ -354,10 +355,6 @@ def train_section(
 # -- decoding -----------------------------------------------------------------------
 
 
-def _strip(row: list[int], eos: int, pad: int) -> list[int]:
-    return row[: row.index(eos)] if eos in row else [t for t in row if t != pad]
-
-
 def decode_section(
     model_dir: Path,
     sentences: int | None,
@@ -376,7 +373,7 @@ def decode_section(
 
     from aiayn import multi30k
     from aiayn.checkpoint import load_model, read_config
-    from aiayn.decoding import beam_search, greedy_decode
+    from aiayn.decoding import _strip, beam_search, greedy_decode
     from aiayn.export_hf import export_hf
     from aiayn.tokenizer import load_tokenizer
 
@@ -528,24 +525,27 @@ def real_batches(data: Any, max_tokens: int, n: int) -> list[Batch]:
     ]
 
 
-def facts(device: torch.device, threads: int) -> dict[str, Any]:
-    import transformers
-
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def facts(device: torch.device, threads: int) -> dict[str, Any]:
+    import transformers
+
     return {
         "measured_matmul_flop_per_s": None
         if device.type == "cuda"
         else cpu_matmul_peak(),  # fp32 1024 x 1024, best of 5: the CPU's ceiling
         "device_name": torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else f"CPU ({cpu}, {os.cpu_count()} cores)",
+        else f"CPU ({cpu_name()}, {os.cpu_count()} cores)",
         "torch_threads": threads,
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -591,10 +591,7 @@ def print_decode(mode: dict[str, Any]) -> None:
 
 
 def write(path: Path, result: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(result, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

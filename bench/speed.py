@@ -48,7 +48,7 @@ from aiayn.display import portable_command
 from aiayn.loss import cross_entropy_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fair import TorchTwin, cpu_matmul_peak  # noqa: E402  (bench/fair.py)
+from fair import MarianTwin, TorchTwin, cpu_matmul_peak, cpu_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,29 +139,6 @@ def counted_flops(cfg: ModelConfig, B: int, S: int, T: int) -> dict[str, int]:
 # -- the three models -----------------------------------------------------------
 
 
-class MarianAdapter(nn.Module):
-    """MarianMTModel behind our (src, tgt_in) -> logits interface."""
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        import transformers
-
-        from aiayn.export_hf import marian_config
-
-        self.cfg = cfg
-        self.hf = transformers.MarianMTModel._from_config(
-            marian_config(cfg), attn_implementation="sdpa"
-        )
-
-    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
-        return self.hf(
-            input_ids=src,
-            attention_mask=src != self.cfg.pad_id,
-            decoder_input_ids=tgt_in,
-            decoder_attention_mask=tgt_in != self.cfg.pad_id,
-        ).logits  # (B, T, V)
-
-
 def build(name: str, cfg: ModelConfig) -> nn.Module:
     if name == "aiayn":
         model = aiayn.Transformer(cfg)
@@ -169,7 +146,7 @@ def build(name: str, cfg: ModelConfig) -> nn.Module:
         model.set_fused_attention(True)
         return model
     if name == "marian":
-        return MarianAdapter(cfg)
+        return MarianTwin(cfg)
     return TorchTwin(cfg)  # bench/fair.py's: aiayn's dropout sites and norms
 
 
@@ -446,7 +423,7 @@ def device_facts(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "aiayn": aiayn.__version__,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_1_5_15": list(os.getloadavg()),
@@ -464,16 +441,6 @@ def device_facts(device: torch.device) -> dict[str, Any]:
     else:
         facts["device_name"] = f"CPU ({facts['cpu']})"
     return facts
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def peak_flops(device: torch.device) -> dict[str, Any]:
