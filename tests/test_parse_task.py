@@ -40,10 +40,12 @@ from aiayn.tasks.parse import (
     draw_tree,
     predict,
     score,
+    target_sequence,
     target_symbols,
     well_formed,
 )
 from aiayn.tokenizer import (
+    EOS_ID,
     UNK_CLASSES,
     UNK_ID,
     ParseTokenizer,
@@ -51,6 +53,7 @@ from aiayn.tokenizer import (
     unknown_class,
 )
 from aiayn.train import train
+from aiayn.translate import decode_ids
 
 matplotlib.use("Agg")
 
@@ -196,20 +199,23 @@ def test_shape_baseline_is_the_commonest_tree_of_each_length() -> None:
 
 def _random_parser(tok: ParseTokenizer, seed: int) -> Transformer:
     torch.manual_seed(seed)
+    src_vocab_size = None if tok.shared else tok.src_vocab_size  # one embedding
     cfg = ModelConfig.tiny(
-        vocab_size=tok.vocab_size, src_vocab_size=tok.src_vocab_size, max_len=128
+        vocab_size=tok.vocab_size, src_vocab_size=src_vocab_size, max_len=128
     )
     return Transformer(cfg).eval()
 
 
-@pytest.mark.parametrize("leaves", ["XX", "pos"])
+@pytest.mark.parametrize("leaves", ["XX", "pos", "word"])
 def test_constrained_search_writes_only_well_formed_trees(leaves: str) -> None:
     sentences = [
         "The dog barks .".split(),
         "A cat saw the dog in the big old house today".split(),
         ["Yes"],
     ]
-    tok = ParseTokenizer.train(sentences, target_symbols(leaves))
+    tok = ParseTokenizer.train(
+        sentences, target_symbols(leaves), shared=leaves == "word"
+    )
     for seed in range(3):  # untrained models: anything but a tree, left alone
         model = _random_parser(tok, seed)
         free = predict(model, tok, sentences, beam_size=3, extra_len=40)
@@ -225,6 +231,44 @@ def test_constrained_search_writes_only_well_formed_trees(leaves: str) -> None:
                 assert len(o) + 1 <= len(s) + 1 + extra  # EOS within the limit
                 tree = delinearize(o, s)
                 assert linearize(tree, tags=leaves == "pos") == o  # nothing repaired
+
+
+def test_word_leaves_share_one_vocabulary_and_follow_the_sentence() -> None:
+    (tree,) = parse_mrg("(S (NP (NNP John)) (VP (VBZ has) (NP (DT a) (NN dog))))")
+    seq = target_sequence(tree, "word")
+    assert " ".join(seq) == "(S (NP John )NP (VP has (NP a dog )NP )VP )S"
+    assert target_sequence(tree, "pos") == linearize(tree, tags=True)
+    assert target_sequence(tree) == linearize(tree)
+    sentences = [["John", "has", "a", "dog"], ["John", "has", "a", "cat"]]
+    tok = ParseTokenizer.train(sentences, target_symbols("word"), shared=True)
+    assert tok.shared and not ParseTokenizer.train(sentences, TARGET_SYMBOLS).shared
+    assert tok.target[: tok.src_vocab_size] == tok.source
+    assert tok.vocab_size == tok.src_vocab_size + 52  # the brackets, no XX
+    ids = tok.encode_target(" ".join(seq))
+    src = tok.encode("John has a dog")
+    assert [i for i in ids if i < tok.src_vocab_size] == src  # the same ids
+    assert tok.decode(ids).split()[2] == "John"
+    # "dog" is seen once: an unknown word, on both sides the same id (no class)
+    assert tok.encode("dog") == tok.encode_target("dog") == [UNK_ID]
+    cfg = get_task("parse").configure(
+        get_preset("ptb_parse_cpu").with_overrides(["parse_leaves=word"]), tok
+    )
+    assert cfg.model.src_vocab_size is None and cfg.model.shared_vocab
+    # constrained: every leaf written is the next word of the sentence
+    words_in = [["John", "has", "a", "dog"], ["a", "John"]]
+    model = _random_parser(tok, 0)
+    sources = [tok.encode(" ".join(w)) for w in words_in]
+    out = decode_ids(model, sources, 3, 0.3, 20, 8000, False, TreeConstraint(tok))
+    for o, src in zip(out, sources, strict=True):
+        assert [i for i in o if i < tok.src_vocab_size and i > EOS_ID] == src
+        assert well_formed(
+            [
+                "XX" if i < tok.src_vocab_size else tok.target[i]
+                for i in o
+                if i > EOS_ID
+            ],
+            len(src),
+        )
 
 
 class _AllowAll(TreeConstraint):

@@ -23,7 +23,7 @@ from .errors import AiaynError
 AMP_CHOICES = ("auto", "fp32", "bf16", "fp16")  # TrainConfig.amp
 VOCAB_KINDS = ("bpe", "wordpiece")  # TrainConfig.vocab_kind
 PREPROCESSING = ("raw", "lc.norm.tok")  # TrainConfig.preprocessing (aiayn.multi30k)
-PARSE_LEAVES = ("XX", "pos")  # TrainConfig.parse_leaves (aiayn.tasks.parse)
+PARSE_LEAVES = ("XX", "pos", "word")  # TrainConfig.parse_leaves (aiayn.tasks.parse)
 
 
 @dataclass
@@ -136,8 +136,9 @@ class TrainConfig:
     copy_train_size: int = 20000  # distinct random sequences per epoch
     copy_test_size: int = 500
     # parsing (section 6.3)
-    parse_leaves: str = "XX"  # each word's target symbol: Vinyals et al.'s "XX" or
-    # its POS tag ("pos": the target also tags the sentence; not in the paper)
+    parse_leaves: str = "XX"  # each word's target symbol: Vinyals et al.'s "XX",
+    # its POS tag ("pos": the target also tags the sentence), or the word itself
+    # ("word": one vocabulary for source and target); the last two not in the paper
     constrained_decoding: bool = False  # parse: search only well-formed trees with
     # one leaf per word (not in the paper; without it, parsing.delinearize repairs)
     # optimisation (section 5.3)

@@ -337,6 +337,11 @@ class ParseTokenizer:
     for each phrase label L). ``encode`` reads a sentence of space-separated
     words; ``decode`` writes space-separated symbols. ``vocab_size`` is the
     target's (the softmax), ``src_vocab_size`` the source's.
+
+    A `shared` tokenizer (``train(..., shared=True)``, for leaves that are the
+    words themselves) has one vocabulary: the target is the source followed by
+    the tree symbols, so a word has the same id on both sides and the model can
+    share one embedding; a target word outside the vocabulary becomes its class.
     """
 
     def __init__(self, source: Sequence[str], target: Sequence[str]) -> None:
@@ -361,15 +366,28 @@ class ParseTokenizer:
         sentences: Iterable[Sequence[str]],
         symbols: Sequence[str],
         min_count: int = 2,
+        shared: bool = False,
     ) -> ParseTokenizer:
-        """Keep the words of `sentences` seen at least `min_count` times."""
+        """Keep the words of `sentences` seen at least `min_count` times.
+
+        With `shared`, the target vocabulary is the source's, then `symbols`.
+        """
         counts = Counter(w for s in sentences for w in s)
         reserved = {*SPECIAL_TOKENS, *UNK_CLASSES}
         kept = sorted(
             (w for w, c in counts.items() if c >= min_count and w not in reserved),
             key=lambda w: (-counts[w], w),
         )  # frequent words first, ties alphabetical: deterministic
-        return cls([*SPECIAL_TOKENS, *UNK_CLASSES, *kept], [*SPECIAL_TOKENS, *symbols])
+        source = [*SPECIAL_TOKENS, *UNK_CLASSES, *kept]
+        if shared:
+            return cls(source, [*source, *(s for s in symbols if s not in reserved)])
+        return cls(source, [*SPECIAL_TOKENS, *symbols])
+
+    @property
+    def shared(self) -> bool:
+        """True if every source id means the same word on the target side."""
+        n = len(self.source)
+        return len(self.target) > n and self.target[:n] == self.source
 
     @property
     def vocab_size(self) -> int:
@@ -391,13 +409,23 @@ class ParseTokenizer:
         ]
 
     def encode_target(self, text: str) -> list[int]:
-        """Space-separated tree symbols to target ids (unknown ones to UNK_ID)."""
+        """Space-separated tree symbols to target ids (unknown ones to UNK_ID).
+
+        In a `shared` vocabulary a symbol that is no target symbol is a word,
+        encoded as the source encodes it (itself, or its unknown-word class).
+        """
+        if self.shared:
+            return [
+                self._tgt[s] if s in self._tgt else self.encode(s)[0]
+                for s in text.split()
+            ]
         return [self._tgt.get(s, UNK_ID) for s in text.split()]
 
     def decode(self, ids: Sequence[int]) -> str:
         ids = _checked_ids(ids, self.vocab_size)
         n = len(SPECIAL_TOKENS)
-        return " ".join(self.target[i] for i in ids if i >= n)
+        unk = UNK_ID if self.shared else n  # a shared target writes unknown words
+        return " ".join(self.target[i] for i in ids if i >= n or i == unk)
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [self.encode(t) for t in texts]

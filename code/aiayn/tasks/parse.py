@@ -35,8 +35,14 @@ Two options that are not in the paper, both off by default:
 - ``TrainConfig.parse_leaves = "pos"``: each word's target symbol is its POS tag
   instead of ``XX`` (97 tree symbols instead of 53), so the decoder also tags the
   sentence, a per-word task that ties each leaf to its source word.
+- ``TrainConfig.parse_leaves = "word"``: each leaf is the word itself, in one
+  vocabulary shared by source and target (``ParseTokenizer(shared=True)``, the
+  paper's single vocabulary, here of whole words): the decoder reads the words
+  it has placed so far, so it need not count leaves to know where it is in the
+  sentence. Outputs are written with ``XX`` leaves for `parsing.delinearize`.
 - ``TrainConfig.constrained_decoding``: the search (`TreeConstraint`) only
-  writes well-formed trees with one leaf per word, so no output needs repair.
+  writes well-formed trees with one leaf per word, so no output needs repair
+  (with word leaves, the leaf it allows is the next word of the sentence).
 """
 
 from __future__ import annotations
@@ -107,12 +113,28 @@ MIN_COUNT = 2  # a source word seen fewer times in training is unknown
 
 
 def target_symbols(leaves: str = XX) -> tuple[str, ...]:
-    """The tree symbols: the leaf (``XX``, or the 45 POS tags), then the brackets."""
+    """The tree symbols: the leaf (``XX``, or the 45 POS tags), then the brackets.
+
+    Word leaves come from the vocabulary of words: only the 52 brackets here.
+    """
     if leaves == XX:
         return TARGET_SYMBOLS
     if leaves == "pos":
         return (*POS_TAGS, *TARGET_SYMBOLS[1:])
-    raise AiaynError(f"parse_leaves={leaves!r} (one of XX, pos)")
+    if leaves == "word":
+        return TARGET_SYMBOLS[1:]
+    raise AiaynError(f"parse_leaves={leaves!r} (one of XX, pos, word)")
+
+
+def target_sequence(tree: Tree, leaves: str = XX) -> list[str]:
+    """The linearisation the model learns: `parsing.linearize` with `leaves`.
+
+    ``"word"``: each leaf is the word it covers, "(S", "(NP", "John", ")NP", ...
+    """
+    if leaves != "word":
+        return linearize(tree, leaves == "pos")
+    ws = iter(words(tree))
+    return [s if is_bracket(s) else next(ws) for s in linearize(tree)]
 
 
 def is_bracket(symbol: str) -> bool:
@@ -139,6 +161,8 @@ class TreeConstraint:
     without padding and EOS: one source id per word, as `ParseTokenizer` writes.
     Unary chains stay possible (the treebank has them); the length limit bounds
     them. If the limit leaves no room for a tree at all, the output is empty.
+    With a `shared` tokenizer (word leaves) the one leaf allowed is the next
+    word of the sentence, so the search only decides the brackets.
     """
 
     def __init__(self, tokenizer: ParseTokenizer, max_depth: int = 128) -> None:
@@ -155,12 +179,16 @@ class TreeConstraint:
         self.is_leaf = torch.tensor(
             [i >= n_special and not is_bracket(s) for i, s in enumerate(target)]
         )  # (V,)
+        self.word_leaves = tokenizer.shared
+        if self.word_leaves:  # a word of no class is <unk>, a leaf like any word
+            self.is_leaf[UNK_ID] = True
         self.max_depth = max_depth
 
     def begin(self, src: Tensor, k: int) -> None:
         device = src.device
         real = (src != PAD_ID) & (src != EOS_ID)
         self.n = real.sum(dim=1).repeat_interleave(k)  # (N,) words per row
+        self.src = src.repeat_interleave(k, dim=0)  # (N, S): word leaves follow it
         N, D = self.n.numel(), self.max_depth
         self.count = torch.zeros(N, dtype=torch.long, device=device)  # leaves so far
         self.depth = torch.zeros(N, dtype=torch.long, device=device)  # open brackets
@@ -187,13 +215,20 @@ class TreeConstraint:
             & (todo + d + 2 <= left)
         )  # fmt: skip
         close = (d > 0) & top_has_word & ((d > 1) | (todo == 0)) & (todo + d <= left)
-        mask = (leaf[:, None] & self.is_leaf) | (open_[:, None] & (self.open_label > 0))
+        if self.word_leaves:  # the next word, and no other, is the leaf
+            last = self.src.size(1) - 1
+            word = self.src.gather(1, self.count.clamp(max=last)[:, None])  # (N, 1)
+            ids = torch.arange(self.is_leaf.numel(), device=word.device)
+            leaves = leaf[:, None] & (ids == word)  # (N, V)
+        else:
+            leaves = leaf[:, None] & self.is_leaf
+        mask = leaves | (open_[:, None] & (self.open_label > 0))
         mask |= close[:, None] & (self.close_label == top[:, None]) & (top[:, None] > 0)
         mask[:, EOS_ID] = (d == 0) & self.started & (todo == 0)
         return mask
 
     def select(self, index: Tensor) -> None:
-        for name in ("n", "count", "depth", "started", "stack", "has_word"):
+        for name in ("n", "src", "count", "depth", "started", "stack", "has_word"):
             setattr(self, name, getattr(self, name).index_select(0, index))
 
     def advance(self, tokens: Tensor) -> None:
@@ -245,7 +280,10 @@ def predict(
         model, sources, beam_size, alpha, extra_len, batch_tokens, progress,
         constraint,
     )  # fmt: skip
-    return [tokenizer.decode(o).split() for o in outs]
+    symbols = [tokenizer.decode(o).split() for o in outs]
+    if tokenizer.shared:  # word leaves: XX, as delinearize and well_formed read
+        symbols = [[s if is_bracket(s) else XX for s in o] for o in symbols]
+    return symbols
 
 
 def well_formed(symbols: Sequence[str], n_words: int) -> bool:
@@ -367,15 +405,16 @@ class ParseTask(Task):
     def build_tokenizer(self, cfg: TrainConfig, mirror: str | None) -> Tokenizer:
         trees = load_trees(mirror)["train"][: cfg.train_limit]  # [:None] keeps all
         return ParseTokenizer.train(
-            [words(t) for t in trees], target_symbols(cfg.parse_leaves), MIN_COUNT
-        )
+            [words(t) for t in trees], target_symbols(cfg.parse_leaves), MIN_COUNT,
+            shared=cfg.parse_leaves == "word",
+        )  # fmt: skip
 
     def configure(self, cfg: TrainConfig, tokenizer: Tokenizer) -> TrainConfig:
         assert isinstance(tokenizer, ParseTokenizer)
         model = replace(
             cfg.model,
             vocab_size=tokenizer.vocab_size,
-            src_vocab_size=tokenizer.src_vocab_size,
+            src_vocab_size=None if tokenizer.shared else tokenizer.src_vocab_size,
         )
         return replace(cfg, model=model)
 
@@ -392,16 +431,18 @@ class ParseTask(Task):
         trees = load_trees(mirror)
         limit = cfg.model.max_len - 1  # room for EOS (source) or BOS (target)
         tags = cfg.parse_leaves == "pos"
+        leaves = cfg.parse_leaves
 
         def pairs(ts: list[Tree]) -> list[tuple[list[int], list[int]]]:
             out = [
                 (
                     tok.encode(" ".join(words(t))),
-                    tok.encode_target(" ".join(linearize(t, tags))),
+                    tok.encode_target(" ".join(target_sequence(t, leaves))),
                 )
                 for t in ts
             ]
-            if any(UNK_ID in tgt for _, tgt in out):
+            if any(tgt.count(UNK_ID) > src.count(UNK_ID) for src, tgt in out):
+                # (a word leaf may be unknown, as it is in the source; no symbol)
                 raise AiaynError(
                     f"a tree has a label outside PHRASE_LABELS {PHRASE_LABELS}"
                     + (f" or a tag outside POS_TAGS {POS_TAGS}" if tags else "")
@@ -418,7 +459,7 @@ class ParseTask(Task):
             train,
             pairs(dev),
             dev_src=[" ".join(words(t)) for t in dev],
-            dev_ref=[" ".join(linearize(t, tags)) for t in dev],
+            dev_ref=[" ".join(target_sequence(t, leaves)) for t in dev],
             extra={
                 "dev_trees": dev,
                 "test_trees": trees["test"],
