@@ -271,6 +271,25 @@ def test_word_leaves_share_one_vocabulary_and_follow_the_sentence() -> None:
         )
 
 
+def test_word_leaves_score_a_leaf_as_any_word() -> None:
+    sentences = [["John", "has", "a", "dog"], ["John", "has", "a", "cat"]]
+    tok = ParseTokenizer.train(sentences, target_symbols("word"), shared=True)
+    src = torch.tensor([tok.encode("John has a dog") + [EOS_ID]])
+    constraint = TreeConstraint(tok)
+    constraint.begin(src, 2)
+    logp = torch.randn(2, tok.vocab_size).log_softmax(dim=-1)
+    got = constraint.rescore(logp)
+    words_lp = logp[:, constraint.is_leaf].logsumexp(dim=1)
+    john = src[0, 0]
+    assert torch.allclose(got[:, john], words_lp)  # the next word: any word's
+    others = torch.ones(tok.vocab_size, dtype=torch.bool)
+    others[john] = False
+    assert torch.equal(got[:, others], logp[:, others])  # nothing else moves
+    plain = TreeConstraint(ParseTokenizer.train(sentences, TARGET_SYMBOLS))
+    plain.begin(src, 2)
+    assert plain.rescore(logp) is logp
+
+
 class _AllowAll(TreeConstraint):
     def allowed(self, t: int, limits: torch.Tensor) -> torch.Tensor:
         return torch.ones(self.n.numel(), len(self.is_leaf), dtype=torch.bool)

@@ -134,7 +134,7 @@ def _greedy_decode(
         logp = _log_probs(logits[:, -1], model)  # (b, V)
         if constraint is not None:
             allowed = constraint.allowed(t, limits[rows])
-            logp = logp.masked_fill(~allowed, float("-inf"))
+            logp = _rescored(constraint, logp).masked_fill(~allowed, float("-inf"))
         nxt = logp.argmax(dim=-1).masked_fill(done, cfg.pad_id)  # (b,)
         if constraint is not None:
             constraint.advance(nxt)
@@ -151,6 +151,16 @@ def _greedy_decode(
                 constraint.select(keep)
         token = nxt[:, None]  # (b, 1)
     return [_strip(s, cfg.eos_id, cfg.pad_id) for s in out.tolist()]
+
+
+def _rescored(constraint: Constraint, logp: Tensor) -> Tensor:
+    """``constraint.rescore(logp)`` if the constraint has one, else ``logp``.
+
+    `Constraint` may also rescore the (rows, V) log-probabilities before its mask
+    applies (`aiayn.tasks.parse.TreeConstraint` does, with word leaves).
+    """
+    rescore = getattr(constraint, "rescore", None)
+    return logp if rescore is None else rescore(logp)
 
 
 def _strip(seq: list[int], eos_id: int, pad_id: int) -> list[int]:
@@ -229,7 +239,7 @@ def _beam_search(
         logp = _log_probs(logits[:, -1], model)  # (b*K, V)
         if constraint is not None:
             allowed = constraint.allowed(t, lim.repeat_interleave(K))
-            logp = logp.masked_fill(~allowed, float("-inf"))
+            logp = _rescored(constraint, logp).masked_fill(~allowed, float("-inf"))
         logp = logp.view(b, K, -1)  # (b, K, V)
         V = logp.size(-1)
         cand = (alive_logp[:, :, None] + logp).view(b, K * V)  # (b, K*V)

@@ -227,6 +227,21 @@ class TreeConstraint:
         mask[:, EOS_ID] = (d == 0) & self.started & (todo == 0)
         return mask
 
+    def rescore(self, logp: Tensor) -> Tensor:
+        """(N, V) log-probabilities; with word leaves, the next word's is any word's.
+
+        The sentence fixes which word comes next, so the search should weigh
+        "a leaf here" against a bracket by the probability of writing some word,
+        not of guessing this one; the tree's score is the decoder's over brackets
+        and leaf positions. Without word leaves, `logp` is returned as it is.
+        """
+        if not self.word_leaves:
+            return logp
+        last = self.src.size(1) - 1
+        word = self.src.gather(1, self.count.clamp(max=last)[:, None])  # (N, 1)
+        any_word = logp.masked_fill(~self.is_leaf, float("-inf")).logsumexp(dim=1)
+        return logp.scatter(1, word, any_word[:, None])
+
     def select(self, index: Tensor) -> None:
         for name in ("n", "src", "count", "depth", "started", "stack", "has_word"):
             setattr(self, name, getattr(self, name).index_select(0, index))
