@@ -322,7 +322,12 @@ def test_score_against_gold_and_right_branching() -> None:
 
 
 def test_presets_decode_as_the_paper() -> None:
-    for name in ("ptb_parse", "ptb_parse_cpu", "ptb_parse_pos_cpu"):
+    for name in (
+        "ptb_parse",
+        "ptb_parse_cpu",
+        "ptb_parse_pos_cpu",
+        "ptb_parse_word_cpu",
+    ):
         cfg = get_preset(name)
         assert cfg.task == "parse" and cfg.eval_bleu == (name == "ptb_parse")
         assert (cfg.beam_size, cfg.alpha, cfg.extra_len) == (21, 0.3, 300)
@@ -330,6 +335,8 @@ def test_presets_decode_as_the_paper() -> None:
         assert cfg.model.max_len >= 58 + 1 + cfg.extra_len + 1
         assert cfg.model.max_len > 573  # the longest training target, with BOS
     assert get_preset("ptb_parse").model.n_layers == 4  # the paper's N for parsing
+    word = get_preset("ptb_parse_word_cpu")
+    assert word.parse_leaves == "word" and word.constrained_decoding
 
 
 def test_draw_tree_places_every_label_and_word() -> None:
