@@ -355,6 +355,8 @@ class ParseTokenizer:
         if missing := set(UNK_CLASSES) - set(source):
             raise AiaynError(f"the source vocabulary lacks {sorted(missing)}")
         self.source, self.target = list(source), list(target)
+        n_src = len(self.source)  # shared: every source id means the same word
+        self.shared = len(self.target) > n_src and self.target[:n_src] == self.source
         # Text never maps to pad/bos/eos: a literal "<pad>" word is an unknown word.
         self._src = {w: i for i, w in enumerate(self.source) if i >= n}
         self._src["<unk>"] = UNK_ID
@@ -380,14 +382,8 @@ class ParseTokenizer:
         )  # frequent words first, ties alphabetical: deterministic
         source = [*SPECIAL_TOKENS, *UNK_CLASSES, *kept]
         if shared:
-            return cls(source, [*source, *(s for s in symbols if s not in reserved)])
+            return cls(source, [*source, *symbols])
         return cls(source, [*SPECIAL_TOKENS, *symbols])
-
-    @property
-    def shared(self) -> bool:
-        """True if every source id means the same word on the target side."""
-        n = len(self.source)
-        return len(self.target) > n and self.target[:n] == self.source
 
     @property
     def vocab_size(self) -> int:

@@ -216,10 +216,8 @@ class TreeConstraint:
         )  # fmt: skip
         close = (d > 0) & top_has_word & ((d > 1) | (todo == 0)) & (todo + d <= left)
         if self.word_leaves:  # the next word, and no other, is the leaf
-            last = self.src.size(1) - 1
-            word = self.src.gather(1, self.count.clamp(max=last)[:, None])  # (N, 1)
-            ids = torch.arange(self.is_leaf.numel(), device=word.device)
-            leaves = leaf[:, None] & (ids == word)  # (N, V)
+            ids = torch.arange(self.is_leaf.numel(), device=leaf.device)
+            leaves = leaf[:, None] & (ids == self._next_word())  # (N, V)
         else:
             leaves = leaf[:, None] & self.is_leaf
         mask = leaves | (open_[:, None] & (self.open_label > 0))
@@ -237,10 +235,13 @@ class TreeConstraint:
         """
         if not self.word_leaves:
             return logp
-        last = self.src.size(1) - 1
-        word = self.src.gather(1, self.count.clamp(max=last)[:, None])  # (N, 1)
         any_word = logp.masked_fill(~self.is_leaf, float("-inf")).logsumexp(dim=1)
-        return logp.scatter(1, word, any_word[:, None])
+        return logp.scatter(1, self._next_word(), any_word[:, None])
+
+    def _next_word(self) -> Tensor:
+        """(N, 1) source id of each row's next word (word leaves)."""
+        last = self.src.size(1) - 1
+        return self.src.gather(1, self.count.clamp(max=last)[:, None])
 
     def select(self, index: Tensor) -> None:
         for name in ("n", "src", "count", "depth", "started", "stack", "has_word"):
