@@ -392,3 +392,39 @@ def test_short_training_run_end_to_end(cache: Path, tmp_path: Path) -> None:
     assert len(test.outputs) == 2 and test.outputs[0].startswith("(")
     with pytest.raises(AiaynError, match="choose one of dev, test"):
         task.evaluate_split(model, tok, data.cfg, "train", 1, 0.3, mirror=MIRROR)
+
+
+def test_a_parsers_card_reports_f1_repairs_and_baselines(tmp_path: Path) -> None:
+    from aiayn.ship import model_card
+
+    cfg = get_preset("ptb_parse_word_cpu")
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    metrics = {
+        "parameters": 1234, "steps": 10, "averaged_checkpoints": ["step_0000010"],
+        "device": "CPU", "torch": "x", "wall_time_s": 60.0,
+        "train_tokens_per_s": 100.0, "command": "python -m aiayn train", "dev_ppl": 1.5,
+        "f1": 12.0, "exact_match": 3.0,
+    }  # fmt: skip
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    test = {
+        "split": "test", "f1": 61.25, "f1_40": 62.5, "n": 245, "well_formed": 100.0,
+        "right_branching_f1": 13.07, "shape_baseline_f1": 11.5, "beam_size": 21,
+        "alpha": 0.3, "constrained": True, "command": "python -m aiayn evaluate",
+        "device": "CPU", "decode_wall_s": 9.0,
+    }  # fmt: skip
+    (tmp_path / "eval_test.json").write_text(json.dumps(test))
+    free = test | {"f1": 40.5, "well_formed": 80.0, "constrained": False}
+    (tmp_path / "eval_test_free.json").write_text(json.dumps(free))
+    card = model_card(tmp_path, "p")
+    assert (
+        "| test (245 sentences) | labelled bracket F1, EVALB COLLINS.prm "
+        "(beam 21, alpha 0.3, constrained search) | 61.25 |" in card
+    )
+    assert "(beam 21, alpha 0.3, the paper's search) | 40.50 |" in card
+    assert "outputs that needed no repair (%) | 80.00 |" in card
+    assert "right-branching baseline F1 | 13.07 |" in card
+    assert "per length, F1 | 11.50 |" in card
+    assert "| dev | labelled bracket F1 (EVALB) | 12.00 |" in card  # no eval_dev
+    assert "perplexity per target symbol" in card and "leaves: word" in card
+    assert "BLEU" not in card and "exact match" not in card and "en→de" not in card
+    assert "aiayn.tasks.parse.predict" in card and "translate" not in card

@@ -291,13 +291,14 @@ def _multi30k_tiny_cpu(src: str, tgt: str) -> TrainConfig:
 
 
 def _ptb_parse_word_cpu() -> TrainConfig:
-    """``ptb_parse_pos_cpu`` with word leaves in one shared vocabulary (not yet run).
+    """``ptb_parse_pos_cpu`` with word leaves in one shared vocabulary (shipped).
 
-    A probe of 1,000 updates (runs/probe_parse_word, 11 minutes on 2 threads)
-    reached dev F1 36.0 with beam 21 and the constrained search that scores the
-    forced next word as any word (`TreeConstraint.rescore`), 33.9 with beam 4;
-    the tagged-leaf preset reached 17.6 after 88 minutes. An update costs about
-    0.68 s here (the softmax spans 5,360 words), so 88 minutes are ~7,700.
+    A probe of 1,000 updates (11 minutes on 2 threads) reached dev F1 36.0 with
+    beam 21 and the constrained search that scores the forced next word as any
+    word (`TreeConstraint.rescore`); the tagged-leaf preset reached 17.6 after
+    88 minutes. Trained once (CPU, 2 cores, 2 threads): 9,325 updates in its 88
+    minutes (0.57 s an update, 5,968 target tokens/s), dev F1 39.5 (beam 21,
+    alpha 0.3, constrained, average of the last 10), dev ppl lowest at 3,000.
     """
     cfg = _ptb_parse_pos_cpu()
     return replace(

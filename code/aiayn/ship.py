@@ -105,7 +105,11 @@ def model_card(
         f"# `{name}`",
         "",
         f"Trained with `aiayn` preset `{cfg['name']}` ({cfg['task']}"
-        + (f", {cfg['src_lang']}→{cfg['tgt_lang']}" if cfg["task"] != "copy" else "")
+        + (
+            f", {cfg['src_lang']}→{cfg['tgt_lang']}"
+            if cfg["task"] == "multi30k"
+            else ""
+        )
         + f"). {cfg.get('notes', '')}",
         "",
         "## Results",
@@ -113,9 +117,12 @@ def model_card(
         "| split | measure | value |",
         "| --- | --- | --- |",
     ]
-    if "exact_match" in m:
+    if "exact_match" in m and cfg["task"] == "copy":
         lines.append(f"| held-out (dev) | exact match | {_fmt(m['exact_match'], 3)} |")
     for split, e in evals.items():
+        if "f1" in e:  # a parser's evaluation
+            lines += _parse_result_lines(split, e)
+            continue
         setting = f"beam {e.get('beam')}, alpha {e.get('alpha')}"
         lines += [
             f"| {split} | BLEU, {_case(e)} detokenized sacreBLEU ({setting}) | "
@@ -124,9 +131,10 @@ def model_card(
             f"{_fmt(e['tok_bleu'])} |",
             f"| {split} | chrF | {_fmt(e['chrf'])} |",
         ]
-    if "f1" in m:
+    if "f1" in m and "dev" not in evals:
         lines.append(f"| dev | labelled bracket F1 (EVALB) | {_fmt(m['f1'])} |")
-    lines.append(f"| dev | perplexity per sub-word token | {_fmt(m['dev_ppl'])} |")
+    unit = "target symbol" if cfg["task"] == "parse" else "sub-word token"
+    lines.append(f"| dev | perplexity per {unit} | {_fmt(m['dev_ppl'])} |")
     lines += [
         "",
         "## How it was made",
@@ -162,14 +170,19 @@ def model_card(
             f"- Evaluation ({split}): `{e.get('command', '')}` on "
             f"{e.get('device', '?')}, decoding took {e.get('decode_wall_s')} s"
         )
-        lines.append(f"  - sacreBLEU signature: `{e.get('bleu_signature', '')}`")
+        if "bleu_signature" in e:
+            lines.append(f"  - sacreBLEU signature: `{e['bleu_signature']}`")
     lines += [
         f"- Shipped: fp16 weights, {datetime.date.today().isoformat()}, "
         f"from commit {_git_commit()}",
         "",
         "Load it with `aiayn.checkpoint.load_model(path)` and "
         "`aiayn.tokenizer.load_tokenizer(path)`, or "
-        f"`python -m aiayn translate --checkpoint checkpoints/{name}`.",
+        + (
+            "parse with `aiayn.tasks.parse.predict` and `aiayn.parsing.delinearize`."
+            if cfg["task"] == "parse"
+            else f"`python -m aiayn translate --checkpoint checkpoints/{name}`."
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -218,7 +231,7 @@ def _selection_lines(directory: Path) -> list[str]:
         f"{r['device']}): {r['chosen_average']['name']}, beam "
         f"{r['chosen_decoding']['beam']}, alpha {r['chosen_decoding']['alpha']} "
         f"(dev {metric} {_fmt(r['paper_decoding'][metric])} with the paper's beam "
-        "4, alpha 0.6)",
+        f"{r['paper_decoding']['beam']}, alpha {r['paper_decoding']['alpha']})",
     ]
     for row in r["side_by_side"]:
         lines.append(
@@ -226,6 +239,23 @@ def _selection_lines(directory: Path) -> list[str]:
             f"{_fmt(row['dev_ppl'])}, dev {metric} {_fmt(row.get(metric))}"
         )
     return lines
+
+
+def _parse_result_lines(split: str, e: dict[str, Any]) -> list[str]:
+    """Table rows of a parser's evaluation: F1, repairs and both baselines."""
+    search = f"beam {e['beam_size']}, alpha {e['alpha']}, " + (
+        "constrained search" if e.get("constrained") else "the paper's search"
+    )
+    where = f"{split} ({e['n']} sentences)"
+    return [
+        f"| {where} | labelled bracket F1, EVALB COLLINS.prm ({search}) | "
+        f"{_fmt(e['f1'])} |",
+        f"| {where} | F1, sentences of at most 40 words | {_fmt(e['f1_40'])} |",
+        f"| {where} | outputs that needed no repair (%) | {_fmt(e['well_formed'])} |",
+        f"| {where} | right-branching baseline F1 | {_fmt(e['right_branching_f1'])} |",
+        f"| {where} | commonest training tree per length, F1 | "
+        f"{_fmt(e['shape_baseline_f1'])} |",
+    ]
 
 
 def _data_line(cfg: dict[str, Any]) -> str:
@@ -239,5 +269,11 @@ def _data_line(cfg: dict[str, Any]) -> str:
         return (
             f"Multi30k (WMT16 multimodal task 1) train, 29,000 pairs, "
             f"{cfg['vocab_kind']} vocabulary trained on it; dev = val (1,014)"
+        )
+    if cfg["task"] == "parse":
+        return (
+            "NLTK's 10% sample of the Penn Treebank WSJ, split by file: train "
+            "wsj_0001-0159 (3,396 sentences), dev wsj_0160-0179 (273), test "
+            f"wsj_0180-0199 (245); leaves: {cfg.get('parse_leaves', 'XX')}"
         )
     return cfg["task"]
