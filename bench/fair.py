@@ -31,12 +31,16 @@ What makes it fair (each point answers a flaw of the older ``bench/speed.py``):
 
 Contenders named "(previous code)" are aiayn with an optimisation switched off
 (logits for padding rows too; finished sentences kept in the batch): their
-ratio is that optimisation's measured gain.
+ratio is that optimisation's measured gain. ``--previous REV`` adds, to the
+decoding modes, the package as it was at git revision REV (imported beside
+this one as ``aiayn_prev``, the same weights loaded by its own code): the
+measured gain of everything that changed in decoding since.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -355,6 +359,27 @@ def train_section(
 # -- decoding -----------------------------------------------------------------------
 
 
+def previous_package(rev: str, where: Path) -> Any:
+    """``code/aiayn`` at git revision ``rev``, imported from ``where`` as aiayn_prev.
+
+    The package imports its own modules relatively, so under another name it runs
+    beside the current one in the same process.
+    """
+    import subprocess
+    import tarfile
+
+    archive = where / "prev.tar"
+    with archive.open("wb") as f:
+        subprocess.run(
+            ["git", "archive", rev, "code/aiayn"], cwd=ROOT, stdout=f, check=True
+        )
+    with tarfile.open(archive) as tar:
+        tar.extractall(where, filter="data")
+    (where / "code" / "aiayn").rename(where / "aiayn_prev")
+    sys.path.insert(0, str(where))
+    return importlib.import_module("aiayn_prev")
+
+
 def decode_section(
     model_dir: Path,
     sentences: int | None,
@@ -363,17 +388,19 @@ def decode_section(
     mirror: str | None,
     modes: list[tuple[str, int, int]],
     done: Callable[[dict[str, Any]], None] = lambda result: None,
+    previous: tuple[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Beam 4 and greedy, batch 32 and 1: aiayn against generate, same batches.
 
     ``done(result)`` is called after every mode, so that what is measured survives.
+    ``previous``: (revision, package) of an earlier aiayn, decoding as a contender.
     """
     import sacrebleu
     import transformers
 
     from aiayn import multi30k
     from aiayn.checkpoint import load_model, read_config
-    from aiayn.decoding import _strip, beam_search, greedy_decode
+    from aiayn.decoding import _strip
     from aiayn.export_hf import export_hf
     from aiayn.tokenizer import load_tokenizer
 
@@ -398,14 +425,24 @@ def decode_section(
     hf = hf.to(device).eval()
     order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
 
-    def ours(shrink: bool, beam: int) -> Callable[[Tensor], list[list[int]]]:
+    def ours(
+        shrink: bool, beam: int, package: Any = aiayn, net: nn.Module = model
+    ) -> Callable[[Tensor], list[list[int]]]:
+        search = importlib.import_module(f"{package.__name__}.decoding")
+
         def run(src: Tensor) -> list[list[int]]:
             limit = src.size(1) + extra  # the batch's longest source (EOS incl.) + 50
             if beam == 1:
-                return greedy_decode(model, src, max_len=limit, shrink=shrink)
-            return beam_search(model, src, beam, 0.6, max_len=limit, shrink=shrink)
+                return search.greedy_decode(net, src, max_len=limit, shrink=shrink)
+            return search.beam_search(net, src, beam, 0.6, max_len=limit, shrink=shrink)
 
         return run
+
+    if previous is not None:
+        rev, package = previous
+        load = importlib.import_module(f"{package.__name__}.checkpoint").load_model
+        old_model = load(model_dir, device).eval()
+        old_model.check_inputs = False
 
     def generate(early_stopping: bool | str, beam: int) -> Callable:
         def run(src: Tensor) -> list[list[int]]:
@@ -443,6 +480,10 @@ def decode_section(
             AIAYN: ours(True, beam),
             "aiayn (previous code: finished sentences stay)": ours(False, beam),
         }
+        if previous is not None:
+            contenders[f"aiayn (previous code: {rev})"] = ours(
+                True, beam, package, old_model
+            )
         if beam > 1:
             contenders["generate (early_stopping=False, its default)"] = generate(
                 False, beam
@@ -624,6 +665,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch1-sentences", type=int, default=50)
     p.add_argument("--no-decode", action="store_true")
     p.add_argument(
+        "--previous",
+        metavar="REV",
+        help="also decode with the package as it was at this git revision",
+    )
+    p.add_argument(
         "--train-limit",
         type=int,
         help="batch only the first N training pairs (for a quick check)",
@@ -695,15 +741,20 @@ def main(argv: list[str] | None = None) -> int:
             result["wall_s"] = time.perf_counter() - t_run
             write(args.out, result)
 
-        decode_section(
-            args.model,
-            args.sentences,
-            args.batch1_sentences,
-            device,
-            args.data_mirror,
-            modes,
-            done,
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            previous = None
+            if args.previous:
+                previous = (args.previous, previous_package(args.previous, Path(tmp)))
+            decode_section(
+                args.model,
+                args.sentences,
+                args.batch1_sentences,
+                device,
+                args.data_mirror,
+                modes,
+                done,
+                previous,
+            )
     result["wall_s"] = time.perf_counter() - t_run
     write(args.out, result)
     print(

@@ -11,7 +11,12 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiayn.attention import MultiHeadAttention, scaled_dot_product_attention
+from aiayn.attention import (
+    MultiHeadAttention,
+    cache_append,
+    cache_rows,
+    scaled_dot_product_attention,
+)
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
 
@@ -224,3 +229,49 @@ def test_attention_dropout_only_in_training() -> None:
     for fused in (True, False):
         mha.fused = fused
         assert not torch.allclose(mha(x, x), mha(x, x))
+
+
+def test_cache_append_and_rows_match_cat_and_index_select() -> None:
+    """The buffered self-attention cache against the plain one (torch.cat per step,
+    index_select per reorder), with d_v != d_k, through growth past the first
+    capacity, beam-style reorders (same rows) and sentences leaving (fewer rows)."""
+    g = torch.Generator().manual_seed(3)
+    B, h, d_k, d_v = 6, 2, 4, 3
+    cache: dict[str, torch.Tensor] = {}
+    ref_k, ref_v = torch.empty(B, h, 0, d_k), torch.empty(B, h, 0, d_v)
+    for t in range(40):  # capacity 16, then 34, then 70
+        k = torch.randn(B, h, 1, d_k, generator=g)
+        v = torch.randn(B, h, 1, d_v, generator=g)
+        got_k, got_v = cache_append(cache, k, v)
+        ref_k, ref_v = torch.cat([ref_k, k], 2), torch.cat([ref_v, v], 2)
+        assert torch.equal(got_k, ref_k) and torch.equal(got_v, ref_v)
+        if t % 3 == 0:  # reorder, some rows twice
+            index = torch.randint(0, B, (B,), generator=g)
+            cache_rows(cache, index)
+            ref_k, ref_v = ref_k[index], ref_v[index]
+        if t == 30:  # two sentences leave
+            index = torch.tensor([0, 2, 3, 5])
+            cache_rows(cache, index)
+            ref_k, ref_v, B = ref_k[index], ref_v[index], 4
+        assert torch.equal(cache["k"], ref_k) and torch.equal(cache["v"], ref_v)
+    assert cache["k_buf"].shape == (70, 4, h * d_k)
+    assert cache["v_buf"].shape == (70, 4, h * d_v)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "readable"])
+def test_grouped_queries_equal_repeated_keys(fused: bool) -> None:
+    """Key/value rows shared by g consecutive query rows (beam search's encoder-
+    decoder attention) give what repeating each key/value row g times gives."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 4).eval()
+    mha.fused = fused
+    B, g, S = 3, 4, 7
+    query, memory = torch.randn(B * g, 2, 16), torch.randn(B, S, 16)
+    mask = torch.ones(B, 1, 1, S, dtype=torch.bool)
+    mask[1, ..., 5:] = False  # a shorter sentence
+    with torch.no_grad():
+        grouped = mha(query, memory, mask)
+        repeated = mha(
+            query, memory.repeat_interleave(g, 0), mask.repeat_interleave(g, 0)
+        )
+    torch.testing.assert_close(grouped, repeated, rtol=0, atol=1e-6)

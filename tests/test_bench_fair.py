@@ -135,7 +135,7 @@ def test_quick_run_writes_every_section(mirror: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     args = ["--out", str(out), "--sizes", "tiny", "--rounds", "2", "--tokens", "600",
             "--bf16", "", "--sentences", "6", "--batch1-sentences", "2",
-            "--train-limit", "300", "--threads", "1"]  # fmt: skip
+            "--train-limit", "300", "--threads", "1", "--previous", "HEAD"]  # fmt: skip
     assert fair.main(args) == 0
     r = json.loads(out.read_text())
     assert r["command"].startswith("python bench/fair.py --out")
@@ -161,6 +161,8 @@ def test_quick_run_writes_every_section(mirror: Path, tmp_path: Path) -> None:
             res["aiayn (previous code: finished sentences stay)"]["identical_to_aiayn"]
             == 1.0
         )
+        # the committed package, imported beside the working one, decodes alike
+        assert res["aiayn (previous code: HEAD)"]["identical_to_aiayn"] == 1.0
     assert modes["greedy, batch 32"]["sentences"] == 6
     # greedy search is the same rule in both: the exported twin agrees (up to an
     # argmax that float rounding in a padded batch may flip)

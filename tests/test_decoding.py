@@ -17,9 +17,10 @@ import pytest
 import torch
 from torch import nn
 
+from aiayn.attention import cache_append
 from aiayn.batching import encode_sources
 from aiayn.config import ModelConfig
-from aiayn.decoding import beam_search, greedy_decode, length_penalty
+from aiayn.decoding import beam_search, greedy_decode, length_penalty, top_per_row
 from aiayn.errors import AiaynError
 from aiayn.model import Transformer
 
@@ -189,10 +190,13 @@ class TableModel(nn.Module):
         cache: list[dict[str, dict[str, torch.Tensor]]],
         offset: int,
     ) -> torch.Tensor:
-        c = cache[0]["self"]
-        prefix = token if "k" not in c else torch.cat([c["k"], token], dim=1)
-        c["k"] = c["v"] = prefix  # (B, t + 1): BOS and the tokens so far
+        c = cache[0]["self"]  # the model's own cache, so that the searches'
+        # reordering of it is tested: the prefix as keys (B, 1, t + 1, 1)
+        ids = token.float()[:, None, :, None]  # (B, 1, 1, 1)
+        prefix = cache_append(c, ids, ids)[0][:, 0, :, 0].long()  # (B, t + 1)
         assert prefix.size(1) == offset + 1
+        # memory: one row per g consecutive token rows (beam search's hypotheses)
+        memory = memory.repeat_interleave(token.size(0) // memory.size(0), dim=0)
         rows = [
             self.logits(tuple(m[:, 0].long().tolist()), tuple(p.tolist()))
             for m, p in zip(memory, prefix, strict=True)
@@ -386,8 +390,10 @@ def test_finished_sentences_leaving_the_batch_change_nothing(
                 outs[shrink, "rows"] = list(calls)
             assert outs[True] == outs[False]
             full, shrunk = outs[False, "rows"], outs[True, "rows"]
-            assert set(full) == {src.size(0) * beam}  # every row, every step
-            assert shrunk[0] == full[0] and sorted(shrunk, reverse=True) == shrunk
+            assert full[0] == src.size(0)  # step 0: one row per sentence (BOS)
+            assert set(full[1:]) == {src.size(0) * beam}  # every row, every step
+            later = shrunk[1:]
+            assert shrunk[:2] == full[:2] and sorted(later, reverse=True) == later
             if len({len(y) for y in outs[True]}) > 1:  # stopped at different steps
                 assert sum(shrunk) < sum(full)
 
@@ -430,3 +436,22 @@ def test_decoding_restores_the_mode_after_an_error(tiny_model: TinyModel) -> Non
     with pytest.raises(AiaynError):
         beam_search(model, torch.tensor([[5, 99, 2]]))
     assert model.training
+
+
+@pytest.mark.parametrize("V", [7, 100, 1000, 10007])
+def test_top_per_row_equals_topk(V: int) -> None:
+    """Chunk maxima first, then the k best of the best chunks: the same values as
+    one topk over the row, and the same columns (distinct values), with a ragged
+    last chunk (V = 10,007), rows of -inf and a small V (plain topk)."""
+    g = torch.Generator().manual_seed(V)
+    x = torch.randn(9, V, generator=g)
+    x[2] = float("-inf")  # a dead hypothesis
+    x[3, : V // 2] = float("-inf")  # a constraint forbids half the vocabulary
+    x[4, -1] = 50.0  # the best entry in the tail
+    k = min(8, V)
+    values, cols = top_per_row(x, k)
+    want_values, want_cols = x.topk(k, dim=1)
+    assert torch.equal(values, want_values)
+    finite = torch.isfinite(want_values).all(dim=1)
+    assert torch.equal(cols[finite], want_cols[finite])
+    assert torch.equal(x.gather(1, cols), values)

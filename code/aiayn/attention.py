@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# A per-layer cache for incremental decoding: {"k": (B, h, t, d_k), "v": ...}.
+# A per-layer cache for incremental decoding: {"k": (B, h, t, d_k), "v": ...}
+# (self-attention: views of time-major buffers, see cache_append).
 Cache = dict[str, Tensor]
 
 
@@ -100,6 +101,8 @@ class MultiHeadAttention(nn.Module):
         With a ``cache``, self-attention (``static_kv=False``) appends this step's
         keys and values to the cached ones; encoder-decoder attention
         (``static_kv=True``) projects the encoder output once and reuses it.
+        ``key_value`` may have one row per g consecutive query rows (beam search's
+        g hypotheses of a sentence): they attend to its keys as g * T_q queries.
         """
         q = self._split(self.w_q(query), self.d_k)  # (B, h, T_q, d_k)
         if cache is not None and static_kv and "k" in cache:
@@ -107,18 +110,76 @@ class MultiHeadAttention(nn.Module):
         else:
             k = self._split(self.w_k(key_value), self.d_k)  # (B, h, T_k, d_k)
             v = self._split(self.w_v(key_value), self.d_v)  # (B, h, T_k, d_v)
-            if cache is not None:
-                if not static_kv and "k" in cache:
-                    k = torch.cat([cache["k"], k], dim=2)  # (B, h, t + T_k, d_k)
-                    v = torch.cat([cache["v"], v], dim=2)  # (B, h, t + T_k, d_v)
+            if cache is not None and not static_kv:
+                k, v = cache_append(cache, k, v)  # (B, h, t + T_k, d_k), ...
+            elif cache is not None:
                 cache["k"], cache["v"] = k, v
+        g = q.size(0) // k.size(0)  # query rows per key row
+        if g > 1:  # (B*g, h, T_q, d_k) -> (B, h, g*T_q, d_k)
+            q = q.unflatten(0, (-1, g)).transpose(1, 2).flatten(2, 3)
         plain = self.plain_single_query and q.size(2) == 1 and not q.is_cuda
         if self.fused and not self.store_weights and not (plain and not self.training):
             p = self.attention_dropout if self.training else 0.0
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:
             out, weights = scaled_dot_product_attention(q, k, v, mask, self.dropout)
+            if g > 1:
+                weights = weights.unflatten(2, (g, -1)).transpose(1, 2).flatten(0, 1)
             self.weights = weights.detach() if self.store_weights else None
+        if g > 1:  # (B, h, g*T_q, d_v) -> (B*g, h, T_q, d_v)
+            out = out.unflatten(2, (g, -1)).transpose(1, 2).flatten(0, 1)
         B, _, T_q, _ = out.shape
         out = out.transpose(1, 2).reshape(B, T_q, self.h * self.d_v)  # (B, T_q, h*d_v)
         return self.w_o(out)  # (B, T_q, d_model)
+
+
+def cache_append(cache: Cache, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """Append new keys and values (B, h, T, d) to a self-attention cache.
+
+    Returns every position's so far, (B, h, t + T, d). They are views of
+    time-major buffers ``cache["k_buf"]`` (capacity, B, h * d), which double when
+    full: a step writes its own position instead of copying the whole prefix
+    (``torch.cat`` would), and `cache_rows` moves whole prefixes at once.
+    """
+    t, T = cache["k"].size(2) if "k" in cache else 0, k.size(2)
+    if "k_buf" not in cache or t + T > cache["k_buf"].size(0):
+        for name, new in (("k", k), ("v", v)):
+            width = new.size(1) * new.size(3)  # h * d
+            buf = new.new_empty((max(16, 2 * (t + T)), new.size(0), width))
+            if t:
+                buf[:t] = cache[name + "_buf"][:t]
+            cache[name + "_buf"] = buf  # (capacity, B, h * d)
+            cache.pop(name + "_spare", None)
+    for name, new in (("k", k), ("v", v)):
+        cache[name + "_buf"][t : t + T] = new.permute(2, 0, 1, 3).flatten(2)
+    _views(cache, t + T, k.size(1))
+    return cache["k"], cache["v"]
+
+
+def _views(cache: Cache, t: int, h: int) -> None:
+    """Point ``cache["k"]`` and ``cache["v"]`` (B, h, t, d) at the buffers' prefix."""
+    for name in ("k", "v"):
+        prefix = cache[name + "_buf"][:t]  # (t, B, h * d)
+        cache[name] = prefix.unflatten(2, (h, -1)).permute(1, 2, 0, 3)
+
+
+def cache_rows(cache: Cache, index: Tensor) -> None:
+    """Keep rows ``index`` (B',) of a self-attention cache, in that order.
+
+    Beam search reorders its hypotheses every step (B' = B): the prefixes are
+    gathered into a spare buffer, which then swaps with the live one.
+    """
+    if "k" not in cache:
+        return
+    _, h, t, _ = cache["k"].shape
+    for name in ("k", "v"):
+        buf = cache[name + "_buf"]
+        if index.numel() == buf.size(1):
+            spare = cache.get(name + "_spare")
+            spare = torch.empty_like(buf) if spare is None else spare
+            torch.index_select(buf[:t], 1, index, out=spare[:t])
+            cache[name + "_buf"], cache[name + "_spare"] = spare, buf
+        else:  # fewer rows (finished sentences leave the batch)
+            cache[name + "_buf"] = buf.index_select(1, index)
+            cache.pop(name + "_spare", None)
+    _views(cache, t, h)

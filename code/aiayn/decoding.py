@@ -131,10 +131,13 @@ def _greedy_decode(
         constraint.begin(src, 1)
     for t in range(L):
         logits = model.decode(token, memory, src_mask, cache, offset=t)  # (b, 1, V)
-        logp = _log_probs(logits[:, -1], model)  # (b, V)
         if constraint is not None:
+            logp = _log_probs(logits[:, -1], model)  # (b, V)
             allowed = constraint.allowed(t, limits[rows])
             logp = _rescored(constraint, logp).masked_fill(~allowed, float("-inf"))
+        else:  # log_softmax keeps the order of the logits: take their argmax
+            logp = logits[:, -1].float()  # (b, V)
+            logp[:, [cfg.pad_id, cfg.bos_id]] = float("-inf")
         nxt = logp.argmax(dim=-1).masked_fill(done, cfg.pad_id)  # (b,)
         if constraint is not None:
             constraint.advance(nxt)
@@ -213,9 +216,9 @@ def _beam_search(
     B, K, device = src.size(0), beam_size, src.device
     limits = _output_limits(model, src, max_len, extra_len)  # (B,)
     L = int(limits.max())
+    # One memory row per sentence: the decoder's encoder-decoder attention lets
+    # the K hypotheses of a sentence (consecutive rows) share its keys and values.
     memory, src_mask = model.encode(src)  # (B, S, d), (B, 1, 1, S)
-    memory = memory.repeat_interleave(K, dim=0)  # (B*K, S, d)
-    src_mask = src_mask.repeat_interleave(K, dim=0)  # (B*K, 1, 1, S)
     cache = model.init_cache()
 
     # Per sentence still decoded (b of them, b = B at first): `sent` is its index.
@@ -235,17 +238,22 @@ def _beam_search(
     for t in range(L):
         b = sent.numel()
         token = alive_seq[:, :, -1].reshape(b * K, 1)  # (b*K, 1)
-        logits = model.decode(token, memory, src_mask, cache, offset=t)  # (b*K,1,V)
+        if t == 0:  # K copies of BOS: decode one row per sentence, cache it once
+            logits = model.decode(token[::K], memory, src_mask, cache, offset=0)
+            logits = logits.repeat_interleave(K, dim=0)  # (b*K, 1, V)
+        else:
+            logits = model.decode(token, memory, src_mask, cache, offset=t)
         logp = _log_probs(logits[:, -1], model)  # (b*K, V)
         if constraint is not None:
             allowed = constraint.allowed(t, lim.repeat_interleave(K))
             logp = _rescored(constraint, logp).masked_fill(~allowed, float("-inf"))
-        logp = logp.view(b, K, -1)  # (b, K, V)
-        V = logp.size(-1)
-        cand = (alive_logp[:, :, None] + logp).view(b, K * V)  # (b, K*V)
+        # The 2K best extensions of a sentence are among the 2K best of each row.
+        row_logp, row_tok = top_per_row(logp, min(n_cand, logp.size(1)))  # (b*K, c)
+        c = row_logp.size(1)
+        cand = (alive_logp[:, :, None] + row_logp.view(b, K, c)).view(b, K * c)
         cand_logp, cand_idx = cand.topk(n_cand, dim=1)  # (b, 2K)
-        beam = cand_idx // V  # (b, 2K) which live hypothesis
-        tok = cand_idx % V  # (b, 2K) which token extends it
+        beam = cand_idx // c  # (b, 2K) which live hypothesis
+        tok = row_tok.view(b, K * c).gather(1, cand_idx)  # (b, 2K) which token
         prefix = alive_seq.gather(1, beam[:, :, None].expand(-1, -1, t + 1))
         cand_seq = torch.cat([prefix, tok[:, :, None]], dim=2)  # (b, 2K, t+2)
 
@@ -272,7 +280,8 @@ def _beam_search(
         alive_seq = cand_seq.gather(1, keep[:, :, None].expand(-1, -1, t + 2))
         src_beam = beam.gather(1, keep)  # (b, K) rows they came from
         flat = (torch.arange(b, device=device)[:, None] * K + src_beam).view(-1)
-        reorder_cache(cache, flat)  # (b*K,) rows of the self-attention caches
+        # (b*K,) rows of the self-attention caches (after step 0: one a sentence)
+        reorder_cache(cache, flat if t else flat // K)
         if constraint is not None:
             constraint.select(flat)
             constraint.advance(alive_seq[:, :, -1].reshape(-1))
@@ -287,8 +296,34 @@ def _beam_search(
             rows = (go_on[:, None] * K + torch.arange(K, device=device)).view(-1)
             sent, lim, done = sent[go_on], lim[go_on], done[go_on]
             alive_seq, alive_logp = alive_seq[go_on], alive_logp[go_on]
-            memory, src_mask = memory[rows], src_mask[rows]
-            select_cache_rows(cache, rows)
+            memory, src_mask = memory[go_on], src_mask[go_on]
+            select_cache_rows(cache, rows, cross=go_on)
             if constraint is not None:
                 constraint.select(rows)
     return [_strip(s[1:], cfg.eos_id, cfg.pad_id) for s in best_seq.tolist()]
+
+
+def top_per_row(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """``x.topk(k, dim=1)`` of a wide (R, V) ``x``, in two cheaper passes.
+
+    The columns fall into chunks of about sqrt(V); the k largest entries of a row
+    lie in the k chunks with the largest maxima (each such entry lifts its chunk's
+    maximum to at least the k-th largest value), so a row's k best are found among
+    k * sqrt(V) gathered entries. One maximum per chunk is a fast vectorised
+    reduction; ``topk`` over a whole 10,000-wide row is not (bench/fair.py).
+    Equal values may come in another order than ``topk``'s.
+    """
+    R, V = x.shape
+    C = max(1, int(V**0.5))  # chunk width
+    n = V // C  # whole chunks; the last V - n*C columns are a ragged tail
+    if n <= 2 * k:
+        return x.topk(k, dim=1)
+    x = x.contiguous()
+    chunks = x.as_strided((R, n, C), (V, C, 1))  # (R, n, C) a view, no copy
+    best = chunks.amax(dim=2).topk(k, dim=1).indices  # (R, k) chunks
+    cols = (best[:, :, None] * C + torch.arange(C, device=x.device)).view(R, k * C)
+    if n * C < V:
+        tail = torch.arange(n * C, V, device=x.device).expand(R, -1)
+        cols = torch.cat([cols, tail], dim=1)
+    values, j = x.gather(1, cols).topk(k, dim=1)  # (R, k)
+    return values, cols.gather(1, j)

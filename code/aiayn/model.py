@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import Cache
+from .attention import Cache, cache_rows
 from .config import ModelConfig
 from .embeddings import (
     LearnedPositionalEmbedding,
@@ -214,18 +214,21 @@ def reorder_cache(cache: DecoderCache, index: Tensor) -> None:
     encoder-decoder caches are the same for every beam of a sentence, so they stay.
     """
     for layer in cache:
-        for key in ("k", "v"):
-            if key in layer["self"]:
-                layer["self"][key] = layer["self"][key].index_select(0, index)
+        cache_rows(layer["self"], index)
 
 
-def select_cache_rows(cache: DecoderCache, index: Tensor) -> None:
-    """Keep rows ``index`` (B',) of every cache, self-attention and encoder-decoder.
+def select_cache_rows(
+    cache: DecoderCache, index: Tensor, cross: Tensor | None = None
+) -> None:
+    """Keep rows ``index`` (B',) of the self-attention caches and rows ``cross``
+    (default ``index``) of the encoder-decoder ones.
 
-    The searches call this when finished sentences leave the batch.
+    The searches call this when finished sentences leave the batch; beam search's
+    encoder-decoder caches hold one row per sentence, not per hypothesis.
     """
     for layer in cache:
-        for kind in ("self", "cross"):
-            for key in ("k", "v"):
-                if key in layer[kind]:
-                    layer[kind][key] = layer[kind][key].index_select(0, index)
+        cache_rows(layer["self"], index)
+        for key in ("k", "v"):
+            if key in layer["cross"]:
+                rows = index if cross is None else cross
+                layer["cross"][key] = layer["cross"][key].index_select(0, rows)

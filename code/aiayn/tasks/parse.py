@@ -216,8 +216,8 @@ class TreeConstraint:
         )  # fmt: skip
         close = (d > 0) & top_has_word & ((d > 1) | (todo == 0)) & (todo + d <= left)
         if self.word_leaves:  # the next word, and no other, is the leaf
-            ids = torch.arange(self.is_leaf.numel(), device=leaf.device)
-            leaves = leaf[:, None] & (ids == self._next_word())  # (N, V)
+            leaves = leaf.new_zeros(leaf.numel(), self.is_leaf.numel())  # (N, V)
+            leaves.scatter_(1, self._next_word(), leaf[:, None])
         else:
             leaves = leaf[:, None] & self.is_leaf
         mask = leaves | (open_[:, None] & (self.open_label > 0))
