@@ -275,3 +275,25 @@ def test_grouped_queries_equal_repeated_keys(fused: bool) -> None:
             query, memory.repeat_interleave(g, 0), mask.repeat_interleave(g, 0)
         )
     torch.testing.assert_close(grouped, repeated, rtol=0, atol=1e-6)
+
+
+def test_fused_attention_on_cache_views_is_bit_identical() -> None:
+    """The cache hands attention strided views of its time-major buffers; the
+    fused kernel gives exactly what it gives on contiguous copies (the appendix
+    says so, and beam search's outputs depend on it)."""
+    g = torch.Generator().manual_seed(4)
+    B, h, d = 8, 4, 32
+    cache: dict[str, torch.Tensor] = {}
+    for _ in range(13):
+        k, v = (
+            torch.randn(B, h, 1, d, generator=g),
+            torch.randn(B, h, 1, d, generator=g),
+        )
+        keys, values = cache_append(cache, k, v)
+    assert not keys.is_contiguous()
+    q = torch.randn(B, h, 1, d, generator=g)
+    on_views = F.scaled_dot_product_attention(q, keys, values)
+    on_copies = F.scaled_dot_product_attention(
+        q, keys.contiguous(), values.contiguous()
+    )
+    assert torch.equal(on_views, on_copies)

@@ -310,9 +310,10 @@ def top_per_row(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
     lie in the k chunks with the largest maxima (each such entry lifts its chunk's
     maximum to at least the k-th largest value), so a row's k best are found among
     k * sqrt(V) gathered entries. One maximum per chunk is a fast vectorised
-    reduction; ``topk`` over a whole 10,000-wide row is not (128 such rows, k = 8,
-    on the book's CPU: 0.4 ms against 1.7 ms). Equal values may come in another
-    order than ``topk``'s.
+    reduction, where ``topk`` over a whole 10,000-wide row is slow on a CPU
+    (``bench/fair.py --previous`` measures the searches with and without it
+    among this change's others). Equal values may come in another order than
+    ``topk``'s.
     """
     R, V = x.shape
     C = max(1, int(V**0.5))  # chunk width

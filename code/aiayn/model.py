@@ -226,9 +226,9 @@ def select_cache_rows(
     The searches call this when finished sentences leave the batch; beam search's
     encoder-decoder caches hold one row per sentence, not per hypothesis.
     """
+    cross = index if cross is None else cross
     for layer in cache:
         cache_rows(layer["self"], index)
         for key in ("k", "v"):
             if key in layer["cross"]:
-                rows = index if cross is None else cross
-                layer["cross"][key] = layer["cross"][key].index_select(0, rows)
+                layer["cross"][key] = layer["cross"][key].index_select(0, cross)
