@@ -45,10 +45,10 @@ class TokenEmbedding(nn.Module):
 
 def sinusoidal_encoding(max_len: int, d_model: int) -> Tensor:
     """The table of sinusoids: (max_len, d_model), rows are positions."""
-    pos = torch.arange(max_len, dtype=torch.float32)[:, None]  # (L, 1)
-    i2 = torch.arange(0, d_model, 2, dtype=torch.float32)  # (d_model/2,) = 2i
-    angle = pos / (10000.0 ** (i2 / d_model))  # (L, d_model/2)
-    pe = torch.zeros(max_len, d_model)
+    pos = torch.arange(max_len, dtype=torch.float64)[:, None]  # (L, 1)
+    i2 = torch.arange(0, d_model, 2, dtype=torch.float64)  # (d_model/2,) = 2i
+    angle = pos / (10000.0 ** (i2 / d_model))  # (L, d_model/2), in float64:
+    pe = torch.zeros(max_len, d_model)  # float32 sin differs between CPUs
     pe[:, 0::2] = torch.sin(angle)
     pe[:, 1::2] = torch.cos(angle[:, : d_model // 2])
     return pe
