@@ -31,6 +31,14 @@ def _find_mirror() -> Path:
 
 MIRROR = _find_mirror()  # read once, before any test removes the variable
 torch.set_num_threads(1)  # the models here are tiny: threads only add overhead
+# Under pytest-xdist each worker gets its share of the cores, and so do the
+# notebook kernels and command-line subprocesses it starts (they inherit
+# OMP_NUM_THREADS): two workers of two threads each on two cores would fight.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers))
+    )
 
 
 @pytest.fixture(autouse=True)

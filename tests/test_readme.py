@@ -30,7 +30,9 @@ EXPENSIVE = {
         "installs every dependency from the network (.ci/run does it)"
     ),
     ".venv/bin/jupyter-book build .": "builds the whole book (minutes)",
-    ".venv/bin/pytest --nbval tests book": "the full test run, this test included",
+    ".venv/bin/pytest -n 2 --dist loadscope --nbval tests book": (
+        "the full test run, this test included"
+    ),
     "python -m aiayn train --config multi30k_en_de --out runs/ende": (
         "a GPU preset: hours on a CPU"
     ),
@@ -77,10 +79,10 @@ def test_every_expensive_entry_is_in_the_readme() -> None:
 def test_install_and_test_lines_are_what_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert '.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"' in ci
-    assert "\n.venv/bin/pytest --nbval tests book\n" in ci
+    assert "\n.venv/bin/pytest -n 2 --dist loadscope --nbval tests book\n" in ci
     codes = [_code(c) for c in readme_commands()]
     assert codes[0] == 'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]"'
-    assert ".venv/bin/pytest --nbval tests book" in codes
+    assert ".venv/bin/pytest -n 2 --dist loadscope --nbval tests book" in codes
     assert codes[1] == ". .venv/bin/activate"  # before any bare `python`
     bare = [i for i, c in enumerate(codes) if re.search(r"(^|\| )python ", c)]
     assert bare and min(bare) > 1
