@@ -24,7 +24,10 @@ What makes it fair (each point answers a flaw of the older ``bench/speed.py``):
   same length limit (the batch's longest source + 50 for everyone), beam 4 /
   alpha 0.6 and greedy, at batch 32 and batch 1, against ``generate`` on the
   model exported to Marian; batches alternate between the contenders with a
-  rotating order, and the agreement of the outputs is reported.
+  rotating order, and the agreement of the outputs is reported. Each beam
+  search is also set against ``generate`` with a stopping rule of its kind
+  (``like_for_like``): aiayn's exact rule against ``early_stopping="never"``,
+  and aiayn with ``stop="heuristic"`` against ``generate``'s default.
 - Peak memory: on a CPU, the process's peak resident set (VmHWM, reset through
   ``/proc/self/clear_refs``) during one step above the resident set before it;
   on a GPU, ``torch.cuda.max_memory_allocated``.
@@ -71,6 +74,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/speed.py
 DEFAULT_MODEL = ROOT / "checkpoints" / "multi30k_tiny_cpu_en_de"
 AIAYN = "aiayn"
+# Decoding contenders named in more than one place.
+AIAYN_HEURISTIC = "aiayn (stop='heuristic', generate's kind of rule)"
+GENERATE_DEFAULT = "generate (early_stopping=False, its default)"
+GENERATE_NEVER = 'generate (early_stopping="never")'
 AIAYN_UNFUSED = "aiayn (previous code: projection and loss apart)"
 AIAYN_ALL_ROWS = "aiayn (previous code: logits for padding too)"
 TORCH = "torch.nn.Transformer"
@@ -426,15 +433,22 @@ def decode_section(
     order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
 
     def ours(
-        shrink: bool, beam: int, package: Any = aiayn, net: nn.Module = model
+        shrink: bool,
+        beam: int,
+        package: Any = aiayn,
+        net: nn.Module = model,
+        stop: str | None = None,
     ) -> Callable[[Tensor], list[list[int]]]:
         search = importlib.import_module(f"{package.__name__}.decoding")
+        rule = {} if stop is None else {"stop": stop}  # older code has no `stop`
 
         def run(src: Tensor) -> list[list[int]]:
             limit = src.size(1) + extra  # the batch's longest source (EOS incl.) + 50
             if beam == 1:
                 return search.greedy_decode(net, src, max_len=limit, shrink=shrink)
-            return search.beam_search(net, src, beam, 0.6, max_len=limit, shrink=shrink)
+            return search.beam_search(
+                net, src, beam, 0.6, max_len=limit, shrink=shrink, **rule
+            )
 
         return run
 
@@ -485,10 +499,10 @@ def decode_section(
                 True, beam, package, old_model
             )
         if beam > 1:
-            contenders["generate (early_stopping=False, its default)"] = generate(
-                False, beam
-            )
-            contenders['generate (early_stopping="never")'] = generate("never", beam)
+            # generate's default rule, ours in kind: like for like with the next one
+            contenders[AIAYN_HEURISTIC] = ours(True, beam, stop="heuristic")
+            contenders[GENERATE_DEFAULT] = generate(False, beam)
+            contenders[GENERATE_NEVER] = generate("never", beam)
         else:
             contenders["generate (greedy)"] = generate(False, 1)
         names = list(contenders)
@@ -519,12 +533,22 @@ def decode_section(
             "results": {},
             "aiayn_speedup": paired(times, AIAYN),
         }
+        if beam > 1:  # the same kind of stopping rule on both sides
+            mode["like_for_like"] = {
+                'aiayn (exact) against generate (early_stopping="never")': paired(
+                    times, AIAYN
+                )[GENERATE_NEVER],
+                f"{AIAYN_HEURISTIC} against {GENERATE_DEFAULT}": paired(
+                    times, AIAYN_HEURISTIC
+                )[GENERATE_DEFAULT],
+            }
         for name in names:
             wall = sum(times[name])
             generated = sum(len(outs[name][i]) + 1 for i in chosen)  # EOS included
             hyps = [" ".join(tok.decode(outs[name][i]).split()) for i in chosen]
             mode["results"][name] = {
                 "wall_s": wall,
+                "batch_s": times[name],  # each batch's time, in order
                 "sentences_per_s": len(chosen) / wall,
                 "tokens_per_s": generated / wall,
                 "generated_tokens": generated,
@@ -629,6 +653,9 @@ def print_decode(mode: dict[str, Any]) -> None:
             f"  {name:48s} {r['sentences_per_s']:8.2f} {r['tokens_per_s']:8.0f} "
             f"{r['identical_to_aiayn']:5.0%} {ratio:>26s}"
         )
+    for pair, s in mode.get("like_for_like", {}).items():
+        span = f"{s['min']:.2f}-{s['max']:.2f}"
+        print(f"  like for like, {pair}: {s['median']:.2f}x ({span})")
 
 
 def write(path: Path, result: dict[str, Any]) -> None:

@@ -163,6 +163,19 @@ def test_quick_run_writes_every_section(mirror: Path, tmp_path: Path) -> None:
         )
         # the committed package, imported beside the working one, decodes alike
         assert res["aiayn (previous code: HEAD)"]["identical_to_aiayn"] == 1.0
+    for mode in ("beam 4, batch 32", "beam 4, batch 1"):
+        # like for like: each stopping rule against generate's of its kind
+        m = modes[mode]
+        pairs = m["like_for_like"]
+        assert len(pairs) == 2
+        never = pairs['aiayn (exact) against generate (early_stopping="never")']
+        assert never == m["aiayn_speedup"][fair.GENERATE_NEVER]
+        heuristic = pairs[f"{fair.AIAYN_HEURISTIC} against {fair.GENERATE_DEFAULT}"]
+        times = m["results"][fair.GENERATE_DEFAULT]["batch_s"]
+        ours = m["results"][fair.AIAYN_HEURISTIC]["batch_s"]
+        assert heuristic["rounds"] == pytest.approx(
+            [t / o for t, o in zip(times, ours, strict=True)]
+        )
     assert modes["greedy, batch 32"]["sentences"] == 6
     # greedy search is the same rule in both: the exported twin agrees (up to an
     # argmax that float rounding in a padded batch may flip)

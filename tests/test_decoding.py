@@ -455,3 +455,47 @@ def test_top_per_row_equals_topk(V: int) -> None:
     finite = torch.isfinite(want_values).all(dim=1)
     assert torch.equal(cols[finite], want_cols[finite])
     assert torch.equal(x.gather(1, cols), values)
+
+
+def test_heuristic_stop_saves_steps_and_never_scores_higher() -> None:
+    """stop="heuristic" (generate's kind of rule) against the exact rule.
+
+    Both searches take the same steps until the heuristic one stops; the exact
+    one may go on and only ever replaces its best finished output by a better
+    one. So the heuristic decodes no more rows, and its outputs score no higher.
+    """
+    calls: list[int] = []
+    fewer = differ = 0
+    for seed in range(40):
+        model = TableModel(seed, scale=3.0)  # lengths compete closely
+
+        def counted(
+            tgt_in: torch.Tensor, *args: object, _decode=model.decode, **kw: object
+        ) -> torch.Tensor:
+            calls.append(tgt_in.size(0))  # rows decoded at this step
+            return _decode(tgt_in, *args, **kw)
+
+        model.decode = counted  # type: ignore[method-assign]
+        src = sources([2, 4, 3], VOCAB, seed)
+        outs, rows = {}, {}
+        for stop in ("exact", "heuristic"):
+            calls.clear()
+            outs[stop] = beam_search(model, src, 3, 0.6, max_len=10, stop=stop)
+            rows[stop] = sum(calls)
+        assert rows["heuristic"] <= rows["exact"]
+        fewer += rows["heuristic"] < rows["exact"]
+        for b, (exact, heuristic) in enumerate(
+            zip(outs["exact"], outs["heuristic"], strict=True)
+        ):
+            if exact != heuristic:
+                differ += 1
+                full = [y + [EOS] if len(y) < 10 else y for y in (exact, heuristic)]
+                assert model.score(src[b], full[1], 0.6) < model.score(
+                    src[b], full[0], 0.6
+                )  # the exact search found a better output
+    assert fewer > 0 and differ > 0  # the heuristic stops earlier, and can miss
+
+
+def test_unknown_stop_rule_is_refused(tiny_model: TinyModel) -> None:
+    with pytest.raises(AiaynError, match="stop='never'"):
+        beam_search(tiny_model(0), sources([3], 16, 0), stop="never")

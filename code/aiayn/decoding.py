@@ -28,6 +28,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from .errors import AiaynError
 from .model import Transformer, reorder_cache, select_cache_rows
 
 
@@ -183,6 +184,7 @@ def beam_search(
     extra_len: int = 50,
     constraint: Constraint | None = None,
     shrink: bool = True,
+    stop: str = "exact",
 ) -> list[list[int]]:
     """Beam search with GNMT's length penalty; returns the best hypothesis each.
 
@@ -195,11 +197,23 @@ def beam_search(
     With `shrink` (the default) a stopped sentence leaves the batch, and its K
     rows are no longer decoded (same outputs, less work). With a `constraint`,
     only the tokens it allows are candidates.
+
+    ``stop="exact"`` (the default) is the rule above, tensor2tensor's. Not in
+    the paper, ``stop="heuristic"`` is the kind of rule `transformers`'
+    ``generate`` uses by default: a sentence stops once its best live
+    hypothesis, scored at its *current* length, cannot beat its best finished
+    one. It saves steps and may miss a longer hypothesis that would have won;
+    ``bench/fair.py`` uses it to compare like with like.
     """
+    if stop not in STOP_RULES:
+        raise AiaynError(f"stop={stop!r}: choose one of {', '.join(STOP_RULES)}")
     with eval_mode(model):
         return _beam_search(
-            model, src, beam_size, alpha, max_len, extra_len, constraint, shrink
+            model, src, beam_size, alpha, max_len, extra_len, constraint, shrink, stop
         )
+
+
+STOP_RULES = ("exact", "heuristic")  # beam_search's rules for ending a sentence
 
 
 def _beam_search(
@@ -211,6 +225,7 @@ def _beam_search(
     extra_len: int,
     constraint: Constraint | None = None,
     shrink: bool = True,
+    stop: str = "exact",
 ) -> list[list[int]]:
     cfg = model.cfg
     B, K, device = src.size(0), beam_size, src.device
@@ -286,8 +301,10 @@ def _beam_search(
             constraint.select(flat)
             constraint.advance(alive_seq[:, :, -1].reshape(-1))
 
-        # Stop a sentence once no live hypothesis can overtake its best.
-        bound = alive_logp[:, 0] / length_penalty(lim, alpha)  # (b,)
+        # Stop a sentence once no live hypothesis can overtake its best (at any
+        # length up to the limit; "heuristic": at its current length).
+        at = lim if stop == "exact" else count
+        bound = alive_logp[:, 0] / length_penalty(at, alpha)  # (b,)
         done |= at_limit[:, 0] | (best_score[sent] >= bound)
         if bool(done.all()):
             break
