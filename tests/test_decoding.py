@@ -362,6 +362,18 @@ def test_batched_equals_one_by_one(tiny_model: TinyModel, search: str) -> None:
     assert len({len(y) for y in batched}) > 1  # they stopped at different steps
 
 
+def count_rows(model: nn.Module, calls: list[int]) -> nn.Module:
+    """Make ``model.decode`` append the rows it decodes at each step to ``calls``."""
+    decode = model.decode
+
+    def counted(tgt_in: torch.Tensor, *args: object, **kw: object) -> torch.Tensor:
+        calls.append(tgt_in.size(0))  # rows decoded at this step
+        return decode(tgt_in, *args, **kw)
+
+    model.decode = counted  # type: ignore[method-assign]
+    return model
+
+
 @pytest.mark.parametrize("search", ["greedy", "beam"])
 def test_finished_sentences_leaving_the_batch_change_nothing(
     tiny_model: TinyModel, search: str
@@ -370,14 +382,7 @@ def test_finished_sentences_leaving_the_batch_change_nothing(
     calls: list[int] = []
     for seed in range(4):
         model = sharpen(tiny_model(seed), scale=3.0, bias={EOS: 1.0 + seed / 2})
-
-        def counted(
-            tgt_in: torch.Tensor, *args: object, _decode=model.decode, **kw: object
-        ) -> torch.Tensor:
-            calls.append(tgt_in.size(0))  # rows decoded at this step
-            return _decode(tgt_in, *args, **kw)
-
-        model.decode = counted  # type: ignore[method-assign]
+        count_rows(model, calls)
         src = sources([1, 9, 3, 14, 5, 2, 8], 16, seed)
         for beam in [1] if search == "greedy" else [2, 5]:
             outs = {}
@@ -467,15 +472,7 @@ def test_heuristic_stop_saves_steps_and_never_scores_higher() -> None:
     calls: list[int] = []
     fewer = differ = 0
     for seed in range(40):
-        model = TableModel(seed, scale=3.0)  # lengths compete closely
-
-        def counted(
-            tgt_in: torch.Tensor, *args: object, _decode=model.decode, **kw: object
-        ) -> torch.Tensor:
-            calls.append(tgt_in.size(0))  # rows decoded at this step
-            return _decode(tgt_in, *args, **kw)
-
-        model.decode = counted  # type: ignore[method-assign]
+        model = count_rows(TableModel(seed, scale=3.0), calls)  # lengths compete
         src = sources([2, 4, 3], VOCAB, seed)
         outs, rows = {}, {}
         for stop in ("exact", "heuristic"):
