@@ -78,6 +78,7 @@ AIAYN = "aiayn"
 AIAYN_HEURISTIC = "aiayn (stop='heuristic', generate's kind of rule)"
 GENERATE_DEFAULT = "generate (early_stopping=False, its default)"
 GENERATE_NEVER = 'generate (early_stopping="never")'
+EXACT_AGAINST_NEVER = f"aiayn (exact) against {GENERATE_NEVER}"  # like for like
 AIAYN_UNFUSED = "aiayn (previous code: projection and loss apart)"
 AIAYN_ALL_ROWS = "aiayn (previous code: logits for padding too)"
 TORCH = "torch.nn.Transformer"
@@ -535,9 +536,7 @@ def decode_section(
         }
         if beam > 1:  # the same kind of stopping rule on both sides
             mode["like_for_like"] = {
-                'aiayn (exact) against generate (early_stopping="never")': mode[
-                    "aiayn_speedup"
-                ][GENERATE_NEVER],
+                EXACT_AGAINST_NEVER: mode["aiayn_speedup"][GENERATE_NEVER],
                 f"{AIAYN_HEURISTIC} against {GENERATE_DEFAULT}": paired(
                     times, AIAYN_HEURISTIC
                 )[GENERATE_DEFAULT],

@@ -168,7 +168,7 @@ def test_quick_run_writes_every_section(mirror: Path, tmp_path: Path) -> None:
         m = modes[mode]
         pairs = m["like_for_like"]
         assert len(pairs) == 2
-        never = pairs['aiayn (exact) against generate (early_stopping="never")']
+        never = pairs[fair.EXACT_AGAINST_NEVER]
         assert never == m["aiayn_speedup"][fair.GENERATE_NEVER]
         heuristic = pairs[f"{fair.AIAYN_HEURISTIC} against {fair.GENERATE_DEFAULT}"]
         times = m["results"][fair.GENERATE_DEFAULT]["batch_s"]

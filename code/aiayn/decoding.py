@@ -174,6 +174,9 @@ def _strip(seq: list[int], eos_id: int, pad_id: int) -> list[int]:
     return [t for t in seq if t != pad_id]
 
 
+STOP_RULES = ("exact", "heuristic")  # beam_search's rules for ending a sentence
+
+
 @torch.no_grad()
 def beam_search(
     model: Transformer,
@@ -211,9 +214,6 @@ def beam_search(
         return _beam_search(
             model, src, beam_size, alpha, max_len, extra_len, constraint, shrink, stop
         )
-
-
-STOP_RULES = ("exact", "heuristic")  # beam_search's rules for ending a sentence
 
 
 def _beam_search(
