@@ -141,6 +141,10 @@ class TrainConfig:
     # ("word": one vocabulary for source and target); the last two not in the paper
     constrained_decoding: bool = False  # parse: search only well-formed trees with
     # one leaf per word (not in the paper; without it, parsing.delinearize repairs)
+    parse_augment: int = 0  # parse: this many extra copies of the training trees,
+    # each open-class word swapped with probability parse_swap for a training word
+    # of the same POS tag (not in the paper: data augmentation for a small treebank)
+    parse_swap: float = 0.3
     # optimisation (section 5.3)
     max_tokens: int = 25000  # padded source and target tokens per optimizer step
     # (the paper's "25000 source and 25000 target tokens" per batch), split evenly
@@ -235,6 +239,10 @@ class TrainConfig:
                 f"preprocessing={self.preprocessing!r} (one of "
                 f"{', '.join(PREPROCESSING)})"
             )
+        if not (isinstance(self.parse_augment, int) and self.parse_augment >= 0):
+            problems.append(f"parse_augment={self.parse_augment!r} (an integer >= 0)")
+        if not 0 < self.parse_swap <= 1:
+            problems.append(f"parse_swap={self.parse_swap!r} (must be in (0, 1])")
         if self.parse_leaves not in PARSE_LEAVES:
             problems.append(
                 f"parse_leaves={self.parse_leaves!r} (one of {', '.join(PARSE_LEAVES)})"

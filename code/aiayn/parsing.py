@@ -146,6 +146,44 @@ def pos_tags(tree: Tree) -> list[str]:
     return [n.label for e, n in _walk(tree) if e == "leaf"]
 
 
+OPEN_CLASS_TAGS = frozenset({
+    "CD", "FW", "JJ", "JJR", "JJS", "NN", "NNP", "NNPS", "NNS", "RB", "RBR", "RBS",
+    "VB", "VBD", "VBG", "VBN", "VBP", "VBZ",
+})  # fmt: skip
+
+
+def swap_words(trees: list[Tree], copies: int, p: float, seed: int = 0) -> list[Tree]:
+    """`copies` new versions of `trees`, open-class words swapped (not in the paper).
+
+    Data augmentation for a small treebank: in each copy every word whose POS tag
+    is open-class (nouns, verbs, adjectives, adverbs, numbers: `OPEN_CLASS_TAGS`)
+    is replaced, with probability `p`, by a word drawn from every occurrence of
+    that tag in `trees` (so by frequency). The brackets stay as they are: the
+    parser sees the same structures over many more words, and the rare words it
+    will meet as unknown shape classes. Closed-class words (determiners,
+    prepositions, conjunctions, ...) decide structure and are never swapped.
+    Deterministic for a given `seed`; `trees` are not modified.
+    """
+    import random
+
+    pool: dict[str, list[str]] = {}
+    for tree in trees:
+        for e, n in _walk(tree):
+            if e == "leaf" and n.label in OPEN_CLASS_TAGS:
+                pool.setdefault(n.label, []).append(str(n.children[0]))
+    rng = random.Random(seed)
+
+    def copy(node: Tree) -> Tree:
+        if node.is_preterminal:
+            word = str(node.children[0])
+            if node.label in pool and rng.random() < p:
+                word = rng.choice(pool[node.label])
+            return Tree(node.label, [word])
+        return Tree(node.label, [copy(c) for c in node.children if isinstance(c, Tree)])
+
+    return [copy(t) for _ in range(copies) for t in trees]
+
+
 def linearize(tree: Tree, tags: bool = False) -> list[str]:
     """Vinyals et al.'s target sequence: "(S", "(NP", "XX", ")NP", ..., ")S".
 

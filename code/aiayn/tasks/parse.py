@@ -74,6 +74,7 @@ from ..parsing import (
     right_branching,
     shape_baseline,
     split_by_file,
+    swap_words,
     to_string,
     words,
 )
@@ -467,7 +468,12 @@ class ParseTask(Task):
             return [(s, t) for s, t in out if len(s) <= limit and len(t) <= limit]
 
         train_trees = trees["train"][: cfg.train_limit]
-        train = [p for p in pairs(train_trees) if len(p[0]) <= cfg.max_sentence_len]
+        augmented = swap_words(train_trees, cfg.parse_augment, cfg.parse_swap, cfg.seed)
+        train = [
+            p
+            for p in pairs(train_trees + augmented)
+            if len(p[0]) <= cfg.max_sentence_len
+        ]
         dev = trees["dev"]
         return TaskData(
             cfg,
