@@ -259,6 +259,9 @@ def test_overriding_d_model_or_heads_moves_the_default_d_k() -> None:
         ("adam_betas=[0.9", "cannot read adam_betas="),
         ("model.dropout=1.5", "dropout=1.5"),
         ("model.n_layers=0", "n_layers=0"),
+        ("parse_augment=-1", "parse_augment=-1"),
+        ("parse_swap=0", "parse_swap=0"),
+        ("parse_swap=1.5", "parse_swap=1.5"),
     ],
 )
 def test_bad_overrides_raise(item: str, match: str) -> None:

@@ -38,6 +38,7 @@ from aiayn.tasks.parse import (
     TARGET_SYMBOLS,
     TreeConstraint,
     draw_tree,
+    is_bracket,
     predict,
     score,
     target_sequence,
@@ -206,7 +207,7 @@ def _random_parser(tok: ParseTokenizer, seed: int) -> Transformer:
     return Transformer(cfg).eval()
 
 
-@pytest.mark.parametrize("leaves", ["XX", "pos", "word"])
+@pytest.mark.parametrize("leaves", ["XX", "pos", "word", "ahead"])
 def test_constrained_search_writes_only_well_formed_trees(leaves: str) -> None:
     sentences = [
         "The dog barks .".split(),
@@ -214,8 +215,9 @@ def test_constrained_search_writes_only_well_formed_trees(leaves: str) -> None:
         ["Yes"],
     ]
     tok = ParseTokenizer.train(
-        sentences, target_symbols(leaves), shared=leaves == "word"
+        sentences, target_symbols(leaves), shared=leaves in ("word", "ahead")
     )
+    assert tok.ahead == (leaves == "ahead")
     for seed in range(3):  # untrained models: anything but a tree, left alone
         model = _random_parser(tok, seed)
         free = predict(model, tok, sentences, beam_size=3, extra_len=40)
@@ -269,6 +271,42 @@ def test_word_leaves_share_one_vocabulary_and_follow_the_sentence() -> None:
             ],
             len(src),
         )
+
+
+def test_leaves_one_word_ahead() -> None:
+    (tree,) = parse_mrg("(S (NP (NNP John)) (VP (VBZ has) (NP (DT a) (NN dog))))")
+    seq = target_sequence(tree, "ahead")
+    assert " ".join(seq) == "John (S (NP has )NP (VP a (NP dog XX )NP )VP )S"
+    assert [s for s in seq if is_bracket(s)] == [
+        s for s in linearize(tree) if is_bracket(s)
+    ]  # the same brackets in the same order
+    assert ["XX" if not is_bracket(x) else x for x in seq[1:]] == linearize(tree)
+    sentences = [["John", "has", "a", "dog"], ["John", "has", "a", "cat"]]
+    tok = ParseTokenizer.train(sentences, target_symbols("ahead"), shared=True)
+    assert tok.ahead and tok.shared
+    assert tok.vocab_size == tok.src_vocab_size + 53  # the brackets and XX
+    reread = ParseTokenizer(tok.source, tok.target)  # as load_tokenizer builds it
+    assert reread.ahead
+    assert not ParseTokenizer.train(sentences, target_symbols("word"), True).ahead
+    # constrained: the first word, then each leaf the word after, then XX
+    model = _random_parser(tok, 1)
+    xx = tok.target.index("XX")
+    for words_in in (["John", "has", "a", "dog"], ["a"], ["has", "John"]):
+        src = tok.encode(" ".join(words_in))
+        for beam in (1, 3):
+            (out,) = decode_ids(
+                model, [src], beam, 0.3, 20, 8000, False, TreeConstraint(tok)
+            )
+            leaves = [i for i in out if i < tok.src_vocab_size or i == xx]
+            assert leaves == [*src, xx]
+            symbols = [tok.target[i] for i in out]
+            assert not is_bracket(symbols[0])
+            tree_part = ["XX" if not is_bracket(x) else x for x in symbols[1:]]
+            assert well_formed(tree_part, len(src))
+    # predict drops the first word and writes XX leaves, as for word leaves
+    (pred,) = predict(model, tok, [["John", "has", "a", "dog"]], 3, 0.3, 20,
+                      constrained=True)  # fmt: skip
+    assert well_formed(pred, 4) and pred[0].startswith("(")
 
 
 def test_word_leaves_score_a_leaf_as_any_word() -> None:

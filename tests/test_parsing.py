@@ -21,6 +21,7 @@ from aiayn.parsing import (
     pos_tags,
     right_branching,
     split_by_file,
+    swap_words,
     to_string,
     words,
 )
@@ -297,3 +298,44 @@ def test_right_branching_baseline(cleaned: dict[str, list[Tree]], part: str) -> 
     r = evalb(gold, pred)
     print(f"right-branching {part}: F1 {r['f1']:.2f} over {r['n']} sentences")
     assert 5.0 < r["f1"] < 40.0
+
+
+# --- data augmentation (not in the paper) -------------------------------------
+
+
+def test_swap_words_keeps_brackets_and_swaps_only_open_class_words() -> None:
+    trees = [
+        one("((S (NP (DT The) (NN cat)) (VP (VBD sat) (PP (IN on) (NP (DT the) (NN mat)))) (. .)))"),
+        one("((S (NP (NNP John)) (VP (VBZ has) (NP (DT a) (JJ big) (NN dog))) (. .)))"),
+    ]  # fmt: skip
+    before = [to_string(t) for t in trees]
+    copies = swap_words(trees, copies=50, p=1.0, seed=3)
+    assert [to_string(t) for t in trees] == before  # inputs untouched
+    assert len(copies) == 100
+    nouns = {"cat", "mat", "dog"}
+    seen_nn: set[str] = set()
+    for i, tree in enumerate(copies):
+        original = trees[i % 2]
+        assert linearize(tree) == linearize(original)  # same brackets and leaves
+        assert pos_tags(tree) == pos_tags(original)
+        for tag, old, new in zip(pos_tags(tree), words(original), words(tree)):
+            if tag in ("DT", "IN", "."):
+                assert new == old  # closed class: never swapped
+            elif tag == "NN":
+                assert new in nouns  # from the same tag's pool
+                seen_nn.add(new)
+            elif tag in ("VBD", "VBZ", "NNP", "JJ"):
+                assert new == old  # a pool of one word
+    assert seen_nn == nouns  # p=1 draws across the whole pool
+    assert [to_string(t) for t in swap_words(trees, 50, 1.0, seed=3)] == [
+        to_string(t) for t in copies
+    ]  # deterministic for a seed
+    assert swap_words(trees, 0, 0.5) == []
+
+
+def test_swap_words_rate_follows_p() -> None:
+    tree = one("((NP " + " ".join(f"(NN w{i})" for i in range(200)) + "))")
+    (copy,) = swap_words([tree], copies=1, p=0.25, seed=0)
+    changed = sum(a != b for a, b in zip(words(tree), words(copy)))
+    # a swap may draw the same word back (1 in 200): about 0.25 * 199/200 of 200
+    assert 30 <= changed <= 70

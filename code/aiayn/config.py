@@ -23,7 +23,8 @@ from .errors import AiaynError
 AMP_CHOICES = ("auto", "fp32", "bf16", "fp16")  # TrainConfig.amp
 VOCAB_KINDS = ("bpe", "wordpiece")  # TrainConfig.vocab_kind
 PREPROCESSING = ("raw", "lc.norm.tok")  # TrainConfig.preprocessing (aiayn.multi30k)
-PARSE_LEAVES = ("XX", "pos", "word")  # TrainConfig.parse_leaves (aiayn.tasks.parse)
+# TrainConfig.parse_leaves (aiayn.tasks.parse)
+PARSE_LEAVES = ("XX", "pos", "word", "ahead")
 
 
 @dataclass
@@ -138,7 +139,9 @@ class TrainConfig:
     # parsing (section 6.3)
     parse_leaves: str = "XX"  # each word's target symbol: Vinyals et al.'s "XX",
     # its POS tag ("pos": the target also tags the sentence), or the word itself
-    # ("word": one vocabulary for source and target); the last two not in the paper
+    # ("word": one vocabulary for source and target), or the word after it ("ahead":
+    # the decoder reads the next word before the brackets in front of it); the
+    # last three not in the paper
     constrained_decoding: bool = False  # parse: search only well-formed trees with
     # one leaf per word (not in the paper; without it, parsing.delinearize repairs)
     parse_augment: int = 0  # parse: this many extra copies of the training trees,

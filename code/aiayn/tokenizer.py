@@ -342,6 +342,8 @@ class ParseTokenizer:
     words themselves) has one vocabulary: the target is the source followed by
     the tree symbols, so a word has the same id on both sides and the model can
     share one embedding; a target word outside the vocabulary becomes its class.
+    If its tree symbols also hold ``XX``, the leaves are one word ahead
+    (``ahead``, see `aiayn.tasks.parse.target_sequence`).
     """
 
     def __init__(self, source: Sequence[str], target: Sequence[str]) -> None:
@@ -357,6 +359,9 @@ class ParseTokenizer:
         self.source, self.target = list(source), list(target)
         n_src = len(self.source)  # shared: every source id means the same word
         self.shared = len(self.target) > n_src and self.target[:n_src] == self.source
+        # Leaves one word ahead (parse_leaves="ahead"): a shared vocabulary whose
+        # tree symbols hold the leaf XX, written for the leaf after the last word.
+        self.ahead = self.shared and "XX" in self.target[n_src:]
         # Text never maps to pad/bos/eos: a literal "<pad>" word is an unknown word.
         self._src = {w: i for i, w in enumerate(self.source) if i >= n}
         self._src["<unk>"] = UNK_ID

@@ -30,7 +30,7 @@ over all sentences and those of at most 40 words, beside two baselines on the
 same sentences for scale: a right-branching tree, and the commonest training
 tree of the sentence's length (`parsing.shape_baseline`).
 
-Two options that are not in the paper, both off by default:
+Options that are not in the paper, all off by default:
 
 - ``TrainConfig.parse_leaves = "pos"``: each word's target symbol is its POS tag
   instead of ``XX`` (97 tree symbols instead of 53), so the decoder also tags the
@@ -40,6 +40,13 @@ Two options that are not in the paper, both off by default:
   paper's single vocabulary, here of whole words): the decoder reads the words
   it has placed so far, so it need not count leaves to know where it is in the
   sentence. Outputs are written with ``XX`` leaves for `parsing.delinearize`.
+- ``TrainConfig.parse_leaves = "ahead"``: word leaves one word ahead: the
+  target starts with the first word, and each leaf holds the word *after* the
+  one it stands for (``XX`` for the last), so the decoder has read the next word
+  before it writes the brackets in front of it (`target_sequence`).
+- ``TrainConfig.parse_augment``: extra copies of the training trees with
+  open-class words swapped for other training words of the same tag
+  (`parsing.swap_words`).
 - ``TrainConfig.constrained_decoding``: the search (`TreeConstraint`) only
   writes well-formed trees with one leaf per word, so no output needs repair
   (with word leaves, the leaf it allows is the next word of the sentence).
@@ -124,18 +131,32 @@ def target_symbols(leaves: str = XX) -> tuple[str, ...]:
         return (*POS_TAGS, *TARGET_SYMBOLS[1:])
     if leaves == "word":
         return TARGET_SYMBOLS[1:]
-    raise AiaynError(f"parse_leaves={leaves!r} (one of XX, pos, word)")
+    if leaves == "ahead":  # words, and XX for the leaf after the last word
+        return TARGET_SYMBOLS
+    raise AiaynError(f"parse_leaves={leaves!r} (one of XX, pos, word, ahead)")
 
 
 def target_sequence(tree: Tree, leaves: str = XX) -> list[str]:
     """The linearisation the model learns: `parsing.linearize` with `leaves`.
 
     ``"word"``: each leaf is the word it covers, "(S", "(NP", "John", ")NP", ...
+
+    ``"ahead"``: the first word, then the tree with each leaf holding the word
+    *after* the one it covers, and ``XX`` for the last word's leaf:
+    ``John has a dog .`` -> "John (S (NP has )NP (VP a (NP dog . )NP )VP XX )S".
+    The decoder has read a word before it writes the brackets that open in front
+    of it (or close behind the word before it): with ``"word"`` leaves it has to
+    find that next word in the source by position, one further than the last it
+    copied. The brackets are those of the tree, in the same order.
     """
-    if leaves != "word":
+    if leaves not in ("word", "ahead"):
         return linearize(tree, leaves == "pos")
-    ws = iter(words(tree))
-    return [s if is_bracket(s) else next(ws) for s in linearize(tree)]
+    ws = words(tree)
+    if leaves == "word":
+        it = iter(ws)
+        return [s if is_bracket(s) else next(it) for s in linearize(tree)]
+    after = iter([*ws[1:], XX])
+    return [ws[0], *(s if is_bracket(s) else next(after) for s in linearize(tree))]
 
 
 def is_bracket(symbol: str) -> bool:
@@ -163,7 +184,10 @@ class TreeConstraint:
     Unary chains stay possible (the treebank has them); the length limit bounds
     them. If the limit leaves no room for a tree at all, the output is empty.
     With a `shared` tokenizer (word leaves) the one leaf allowed is the next
-    word of the sentence, so the search only decides the brackets.
+    word of the sentence, so the search only decides the brackets. With leaves
+    one word ahead (``tokenizer.ahead``) the first token is the sentence's first
+    word, each leaf then is the word after the one it stands for, and the last
+    leaf is ``XX``.
     """
 
     def __init__(self, tokenizer: ParseTokenizer, max_depth: int = 128) -> None:
@@ -181,6 +205,8 @@ class TreeConstraint:
             [i >= n_special and not is_bracket(s) for i, s in enumerate(target)]
         )  # (V,)
         self.word_leaves = tokenizer.shared
+        self.ahead = tokenizer.ahead
+        self.xx_id = tokenizer.target.index(XX) if self.ahead else UNK_ID
         if self.word_leaves:  # a word of no class is <unk>, a leaf like any word
             self.is_leaf[UNK_ID] = True
         self.max_depth = max_depth
@@ -194,6 +220,8 @@ class TreeConstraint:
         self.count = torch.zeros(N, dtype=torch.long, device=device)  # leaves so far
         self.depth = torch.zeros(N, dtype=torch.long, device=device)  # open brackets
         self.started = torch.zeros(N, dtype=torch.bool, device=device)
+        # leaves ahead: the first word is written before the tree (one row each)
+        self.primed = torch.full((N,), not self.ahead, device=device)
         self.stack = torch.zeros(N, D, dtype=torch.long, device=device)  # labels
         self.has_word = torch.zeros(N, D, dtype=torch.bool, device=device)
         self.open_label = self.open_label.to(device)
@@ -224,6 +252,9 @@ class TreeConstraint:
         mask = leaves | (open_[:, None] & (self.open_label > 0))
         mask |= close[:, None] & (self.close_label == top[:, None]) & (top[:, None] > 0)
         mask[:, EOS_ID] = (d == 0) & self.started & (todo == 0)
+        if self.ahead:  # before the tree: the first word, and nothing else
+            first = mask.new_zeros(mask.shape).scatter_(1, self._next_word(), True)
+            mask = torch.where(self.primed[:, None], mask, first)
         return mask
 
     def rescore(self, logp: Tensor) -> Tensor:
@@ -240,12 +271,20 @@ class TreeConstraint:
         return logp.scatter(1, self._next_word(), any_word[:, None])
 
     def _next_word(self) -> Tensor:
-        """(N, 1) source id of each row's next word (word leaves)."""
+        """(N, 1) source id of each row's next word (word leaves).
+
+        One word ahead: the word after the next leaf's (``XX`` after the last).
+        """
         last = self.src.size(1) - 1
-        return self.src.gather(1, self.count.clamp(max=last)[:, None])
+        if not self.ahead:
+            return self.src.gather(1, self.count.clamp(max=last)[:, None])
+        i = self.count + self.primed.long()  # the first word comes before the tree
+        word = self.src.gather(1, i.clamp(max=last)[:, None])
+        return torch.where(i[:, None] < self.n[:, None], word, self.xx_id)
 
     def select(self, index: Tensor) -> None:
-        for name in ("n", "src", "count", "depth", "started", "stack", "has_word"):
+        names = ("n", "src", "count", "depth", "started", "primed", "stack")
+        for name in (*names, "has_word"):
             setattr(self, name, getattr(self, name).index_select(0, index))
 
     def advance(self, tokens: Tensor) -> None:
@@ -263,6 +302,7 @@ class TreeConstraint:
         self.has_word[r[parent], d[parent] - 2] = True
         self.started |= is_open
         self.depth = d + is_open - is_close.long()
+        self.primed[:] = True  # (the first word changed nothing above: depth 0)
 
 
 def load_trees(
@@ -298,6 +338,8 @@ def predict(
         constraint,
     )  # fmt: skip
     symbols = [tokenizer.decode(o).split() for o in outs]
+    if tokenizer.ahead:  # the first word stands before the tree
+        symbols = [o[1:] if o and not is_bracket(o[0]) else o for o in symbols]
     if tokenizer.shared:  # word leaves: XX, as delinearize and well_formed read
         symbols = [[s if is_bracket(s) else XX for s in o] for o in symbols]
     return symbols
@@ -423,7 +465,7 @@ class ParseTask(Task):
         trees = load_trees(mirror)["train"][: cfg.train_limit]  # [:None] keeps all
         return ParseTokenizer.train(
             [words(t) for t in trees], target_symbols(cfg.parse_leaves), MIN_COUNT,
-            shared=cfg.parse_leaves == "word",
+            shared=cfg.parse_leaves in ("word", "ahead"),
         )  # fmt: skip
 
     def configure(self, cfg: TrainConfig, tokenizer: Tokenizer) -> TrainConfig:
