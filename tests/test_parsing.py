@@ -305,7 +305,8 @@ def test_right_branching_baseline(cleaned: dict[str, list[Tree]], part: str) -> 
 
 def test_swap_words_keeps_brackets_and_swaps_only_open_class_words() -> None:
     trees = [
-        one("((S (NP (DT The) (NN cat)) (VP (VBD sat) (PP (IN on) (NP (DT the) (NN mat)))) (. .)))"),
+        one("((S (NP (DT The) (NN cat)) (VP (VBD sat)"
+            " (PP (IN on) (NP (DT the) (NN mat)))) (. .)))"),
         one("((S (NP (NNP John)) (VP (VBZ has) (NP (DT a) (JJ big) (NN dog))) (. .)))"),
     ]  # fmt: skip
     before = [to_string(t) for t in trees]
@@ -318,7 +319,9 @@ def test_swap_words_keeps_brackets_and_swaps_only_open_class_words() -> None:
         original = trees[i % 2]
         assert linearize(tree) == linearize(original)  # same brackets and leaves
         assert pos_tags(tree) == pos_tags(original)
-        for tag, old, new in zip(pos_tags(tree), words(original), words(tree)):
+        for tag, old, new in zip(
+            pos_tags(tree), words(original), words(tree), strict=True
+        ):
             if tag in ("DT", "IN", "."):
                 assert new == old  # closed class: never swapped
             elif tag == "NN":
@@ -336,6 +339,6 @@ def test_swap_words_keeps_brackets_and_swaps_only_open_class_words() -> None:
 def test_swap_words_rate_follows_p() -> None:
     tree = one("((NP " + " ".join(f"(NN w{i})" for i in range(200)) + "))")
     (copy,) = swap_words([tree], copies=1, p=0.25, seed=0)
-    changed = sum(a != b for a, b in zip(words(tree), words(copy)))
+    changed = sum(a != b for a, b in zip(words(tree), words(copy), strict=True))
     # a swap may draw the same word back (1 in 200): about 0.25 * 199/200 of 200
     assert 30 <= changed <= 70
