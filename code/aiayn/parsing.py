@@ -21,6 +21,7 @@ and brackets match as a multiset of (label, start, end).
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -164,8 +165,6 @@ def swap_words(trees: list[Tree], copies: int, p: float, seed: int = 0) -> list[
     prepositions, conjunctions, ...) decide structure and are never swapped.
     Deterministic for a given `seed`; `trees` are not modified.
     """
-    import random
-
     pool: dict[str, list[str]] = {}
     for tree in trees:
         for e, n in _walk(tree):

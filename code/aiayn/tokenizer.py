@@ -47,6 +47,7 @@ from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from .download import temp_file_beside
 from .errors import AiaynError
+from .parsing import XX
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")  # in id order
@@ -361,7 +362,7 @@ class ParseTokenizer:
         self.shared = len(self.target) > n_src and self.target[:n_src] == self.source
         # Leaves one word ahead (parse_leaves="ahead"): a shared vocabulary whose
         # tree symbols hold the leaf XX, written for the leaf after the last word.
-        self.ahead = self.shared and "XX" in self.target[n_src:]
+        self.ahead = self.shared and XX in self.target[n_src:]
         # Text never maps to pad/bos/eos: a literal "<pad>" word is an unknown word.
         self._src = {w: i for i, w in enumerate(self.source) if i >= n}
         self._src["<unk>"] = UNK_ID

@@ -206,7 +206,7 @@ class TreeConstraint:
         )  # (V,)
         self.word_leaves = tokenizer.shared
         self.ahead = tokenizer.ahead
-        self.xx_id = tokenizer.target.index(XX) if self.ahead else UNK_ID
+        self.xx_id = tokenizer.target.index(XX) if self.ahead else None
         if self.word_leaves:  # a word of no class is <unk>, a leaf like any word
             self.is_leaf[UNK_ID] = True
         self.max_depth = max_depth
@@ -220,8 +220,8 @@ class TreeConstraint:
         self.count = torch.zeros(N, dtype=torch.long, device=device)  # leaves so far
         self.depth = torch.zeros(N, dtype=torch.long, device=device)  # open brackets
         self.started = torch.zeros(N, dtype=torch.bool, device=device)
-        # leaves ahead: the first word is written before the tree (one row each)
-        self.primed = torch.full((N,), not self.ahead, device=device)
+        # leaves ahead: every row writes the first word before the tree
+        self.primed = not self.ahead
         self.stack = torch.zeros(N, D, dtype=torch.long, device=device)  # labels
         self.has_word = torch.zeros(N, D, dtype=torch.bool, device=device)
         self.open_label = self.open_label.to(device)
@@ -252,9 +252,8 @@ class TreeConstraint:
         mask = leaves | (open_[:, None] & (self.open_label > 0))
         mask |= close[:, None] & (self.close_label == top[:, None]) & (top[:, None] > 0)
         mask[:, EOS_ID] = (d == 0) & self.started & (todo == 0)
-        if self.ahead:  # before the tree: the first word, and nothing else
-            first = mask.new_zeros(mask.shape).scatter_(1, self._next_word(), True)
-            mask = torch.where(self.primed[:, None], mask, first)
+        if not self.primed:  # before the tree: the first word, and nothing else
+            return mask.new_zeros(mask.shape).scatter_(1, self._next_word(), True)
         return mask
 
     def rescore(self, logp: Tensor) -> Tensor:
@@ -278,13 +277,12 @@ class TreeConstraint:
         last = self.src.size(1) - 1
         if not self.ahead:
             return self.src.gather(1, self.count.clamp(max=last)[:, None])
-        i = self.count + self.primed.long()  # the first word comes before the tree
+        i = self.count + self.primed  # the first word comes before the tree
         word = self.src.gather(1, i.clamp(max=last)[:, None])
         return torch.where(i[:, None] < self.n[:, None], word, self.xx_id)
 
     def select(self, index: Tensor) -> None:
-        names = ("n", "src", "count", "depth", "started", "primed", "stack")
-        for name in (*names, "has_word"):
+        for name in ("n", "src", "count", "depth", "started", "stack", "has_word"):
             setattr(self, name, getattr(self, name).index_select(0, index))
 
     def advance(self, tokens: Tensor) -> None:
@@ -302,7 +300,7 @@ class TreeConstraint:
         self.has_word[r[parent], d[parent] - 2] = True
         self.started |= is_open
         self.depth = d + is_open - is_close.long()
-        self.primed[:] = True  # (the first word changed nothing above: depth 0)
+        self.primed = True  # (the first word changed nothing above: depth 0)
 
 
 def load_trees(
