@@ -33,11 +33,13 @@ What makes it fair (each point answers a flaw of the older ``bench/speed.py``):
   on a GPU, ``torch.cuda.max_memory_allocated``.
 
 Contenders named "(previous code)" are aiayn with an optimisation switched off
-(logits for padding rows too; finished sentences kept in the batch): their
-ratio is that optimisation's measured gain. ``--previous REV`` adds, to the
-decoding modes, the package as it was at git revision REV (imported beside
-this one as ``aiayn_prev``, the same weights loaded by its own code): the
-measured gain of everything that changed in decoding since.
+(logits for padding rows too; finished sentences kept in the batch; every
+decoding step through ``model.decode``'s modules instead of
+``aiayn.fast_decode``): their ratio is that optimisation's measured gain.
+``--previous REV`` adds, to the decoding modes, the package as it was at git
+revision REV (imported beside this one as ``aiayn_prev``, the same weights
+loaded by its own code): the measured gain of everything that changed in
+decoding since.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ GENERATE_NEVER = 'generate (early_stopping="never")'
 EXACT_AGAINST_NEVER = f"aiayn (exact) against {GENERATE_NEVER}"  # like for like
 AIAYN_UNFUSED = "aiayn (previous code: projection and loss apart)"
 AIAYN_ALL_ROWS = "aiayn (previous code: logits for padding too)"
+AIAYN_MODULE_STEP = "aiayn (previous code: model.decode each step)"
 TORCH = "torch.nn.Transformer"
 MARIAN = "MarianMTModel"
 TRAIN_CONTENDERS = (AIAYN, AIAYN_UNFUSED, AIAYN_ALL_ROWS, TORCH, MARIAN)
@@ -439,14 +442,18 @@ def decode_section(
         package: Any = aiayn,
         net: nn.Module = model,
         stop: str | None = None,
+        fast: bool = True,
     ) -> Callable[[Tensor], list[list[int]]]:
         search = importlib.import_module(f"{package.__name__}.decoding")
         rule = {} if stop is None else {"stop": stop}  # older code has no `stop`
+        rule |= {} if fast else {"fast": False}  # ...nor `fast`
 
         def run(src: Tensor) -> list[list[int]]:
             limit = src.size(1) + extra  # the batch's longest source (EOS incl.) + 50
             if beam == 1:
-                return search.greedy_decode(net, src, max_len=limit, shrink=shrink)
+                return search.greedy_decode(
+                    net, src, max_len=limit, shrink=shrink, **rule
+                )
             return search.beam_search(
                 net, src, beam, 0.6, max_len=limit, shrink=shrink, **rule
             )
@@ -494,6 +501,7 @@ def decode_section(
         contenders: dict[str, Callable] = {
             AIAYN: ours(True, beam),
             "aiayn (previous code: finished sentences stay)": ours(False, beam),
+            AIAYN_MODULE_STEP: ours(True, beam, fast=False),
         }
         if previous is not None:
             contenders[f"aiayn (previous code: {rev})"] = ours(

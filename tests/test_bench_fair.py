@@ -161,6 +161,8 @@ def test_quick_run_writes_every_section(mirror: Path, tmp_path: Path) -> None:
             res["aiayn (previous code: finished sentences stay)"]["identical_to_aiayn"]
             == 1.0
         )
+        # the fast decoding step (aiayn.fast_decode) changes no output
+        assert res[fair.AIAYN_MODULE_STEP]["identical_to_aiayn"] == 1.0
         # the committed package, imported beside the working one, decodes alike
         assert res["aiayn (previous code: HEAD)"]["identical_to_aiayn"] == 1.0
     for mode in ("beam 4, batch 32", "beam 4, batch 1"):

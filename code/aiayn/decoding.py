@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import AiaynError
+from .fast_decode import decode_step
 from .model import Transformer, reorder_cache, select_cache_rows
 
 
@@ -99,15 +100,18 @@ def greedy_decode(
     extra_len: int = 50,
     constraint: Constraint | None = None,
     shrink: bool = True,
+    fast: bool = True,
 ) -> list[list[int]]:
     """Pick the most probable next token (that `constraint` allows) until EOS.
 
     With `shrink` (the default), a sentence that has finished leaves the batch:
     later steps run the decoder on the unfinished ones only. Each row is computed
-    on its own, so the outputs are the same either way.
+    on its own, so the outputs are the same either way. `fast` (the default)
+    runs each step with `aiayn.fast_decode` instead of ``model.decode``: the same
+    computation without module calls, the same outputs.
     """
     with eval_mode(model):
-        return _greedy_decode(model, src, max_len, extra_len, constraint, shrink)
+        return _greedy_decode(model, src, max_len, extra_len, constraint, shrink, fast)
 
 
 def _greedy_decode(
@@ -117,8 +121,10 @@ def _greedy_decode(
     extra_len: int,
     constraint: Constraint | None,
     shrink: bool = True,
+    fast: bool = True,
 ) -> list[list[int]]:
     cfg = model.cfg
+    step = decode_step(model, fast)  # model.decode, or the same without modules
     B, device = src.size(0), src.device
     limits = _output_limits(model, src, max_len, extra_len)  # (B,)
     L = int(limits.max())
@@ -131,7 +137,7 @@ def _greedy_decode(
     if constraint is not None:
         constraint.begin(src, 1)
     for t in range(L):
-        logits = model.decode(token, memory, src_mask, cache, offset=t)  # (b, 1, V)
+        logits = step(token, memory, src_mask, cache, t)  # (b, 1, V)
         if constraint is not None:
             logp = _log_probs(logits[:, -1], model)  # (b, V)
             allowed = constraint.allowed(t, limits[rows])
@@ -188,6 +194,7 @@ def beam_search(
     constraint: Constraint | None = None,
     shrink: bool = True,
     stop: str = "exact",
+    fast: bool = True,
 ) -> list[list[int]]:
     """Beam search with GNMT's length penalty; returns the best hypothesis each.
 
@@ -206,14 +213,16 @@ def beam_search(
     ``generate`` uses by default: a sentence stops once its best live
     hypothesis, scored at its *current* length, cannot beat its best finished
     one. It saves steps and may miss a longer hypothesis that would have won;
-    ``bench/fair.py`` uses it to compare like with like.
+    ``bench/fair.py`` uses it to compare like with like. `fast` as in
+    `greedy_decode`.
     """
     if stop not in STOP_RULES:
         raise AiaynError(f"stop={stop!r}: choose one of {', '.join(STOP_RULES)}")
     with eval_mode(model):
         return _beam_search(
-            model, src, beam_size, alpha, max_len, extra_len, constraint, shrink, stop
-        )
+            model, src, beam_size, alpha, max_len, extra_len, constraint, shrink,
+            stop, fast,
+        )  # fmt: skip
 
 
 def _beam_search(
@@ -226,8 +235,10 @@ def _beam_search(
     constraint: Constraint | None = None,
     shrink: bool = True,
     stop: str = "exact",
+    fast: bool = True,
 ) -> list[list[int]]:
     cfg = model.cfg
+    step = decode_step(model, fast)  # model.decode, or the same without modules
     B, K, device = src.size(0), beam_size, src.device
     limits = _output_limits(model, src, max_len, extra_len)  # (B,)
     L = int(limits.max())
@@ -254,10 +265,10 @@ def _beam_search(
         b = sent.numel()
         token = alive_seq[:, :, -1].reshape(b * K, 1)  # (b*K, 1)
         if t == 0:  # K copies of BOS: decode one row per sentence, cache it once
-            logits = model.decode(token[::K], memory, src_mask, cache, offset=0)
+            logits = step(token[::K], memory, src_mask, cache, 0)
             logits = logits.repeat_interleave(K, dim=0)  # (b*K, 1, V)
         else:
-            logits = model.decode(token, memory, src_mask, cache, offset=t)
+            logits = step(token, memory, src_mask, cache, t)
         logp = _log_probs(logits[:, -1], model)  # (b*K, V)
         if constraint is not None:
             allowed = constraint.allowed(t, lim.repeat_interleave(K))
