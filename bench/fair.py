@@ -445,8 +445,11 @@ def decode_section(
         fast: bool = True,
     ) -> Callable[[Tensor], list[list[int]]]:
         search = importlib.import_module(f"{package.__name__}.decoding")
-        rule = {} if stop is None else {"stop": stop}  # older code has no `stop`
-        rule |= {} if fast else {"fast": False}  # ...nor `fast`
+        rule: dict[str, Any] = {}  # only what differs: older code has no `stop`,
+        if stop is not None:  # nor `fast`
+            rule["stop"] = stop
+        if not fast:
+            rule["fast"] = False
 
         def run(src: Tensor) -> list[list[int]]:
             limit = src.size(1) + extra  # the batch's longest source (EOS incl.) + 50

@@ -94,11 +94,6 @@ def _layer(layer: DecoderLayer) -> _Layer:
     )
 
 
-def _hooked(model: nn.Module) -> bool:
-    """Whether any submodule has a forward hook (the fast step would skip it)."""
-    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
-
-
 def fast_path_applies(model: Transformer) -> bool:
     """Whether :class:`DecodeStep` computes exactly what ``model.decode`` would.
 
@@ -107,11 +102,11 @@ def fast_path_applies(model: Transformer) -> bool:
     attention weights or the readable attention switched on.
     """
     own_decode = getattr(model.decode, "__func__", None) is Transformer.decode
-    if not (isinstance(model, Transformer) and own_decode):
-        return False
-    if model.training or _hooked(model):
+    if not (isinstance(model, Transformer) and own_decode) or model.training:
         return False
     for m in model.modules():
+        if m._forward_hooks or m._forward_pre_hooks:  # the fast step would skip them
+            return False
         if isinstance(m, MultiHeadAttention) and (
             not m.fused or m.store_weights or m.plain_single_query
         ):
@@ -211,10 +206,4 @@ def _attend(
 def decode_step(model: Transformer, fast: bool = True) -> Step:
     """The step function a search calls: :class:`DecodeStep` where it applies
     (and ``fast``), else ``model.decode``. Call it in evaluation mode."""
-    if fast and fast_path_applies(model):
-        return DecodeStep(model)
-
-    def step(tokens, memory, src_mask, cache, offset):  # type: ignore[no-untyped-def]
-        return model.decode(tokens, memory, src_mask, cache, offset=offset)
-
-    return step
+    return DecodeStep(model) if fast and fast_path_applies(model) else model.decode
