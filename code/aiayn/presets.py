@@ -290,6 +290,31 @@ def _multi30k_tiny_cpu(src: str, tgt: str) -> TrainConfig:
     )
 
 
+def _multi30k_tiny_cpu_long(src: str, tgt: str) -> TrainConfig:
+    """``multi30k_tiny_cpu_*`` run to 7,500 updates instead of 5,600.
+
+    The shipped CPU-budget models stopped at 5,600 updates (about 44 epochs)
+    with dev perplexity still falling (cased en->de: 5.92 at 5,000, 5.89 at
+    5,200, 5.72 at 5,400). On a machine that trains Transformer-Tiny at about
+    5,000 target tokens/s, the same 88 minutes hold about 7,500 updates of 4k
+    tokens (about 59 epochs). Everything else is the CPU-budget recipe: the
+    dropout ramp stays at updates 1,500-3,500 (where P_drop 0.1 began to
+    overfit), so the extra updates all run at the literature's 0.3. On a slower
+    machine ``max_minutes`` stops it first, and it is then no longer than the
+    recipe it extends.
+    """
+    cfg = _multi30k_tiny_cpu(src, tgt)
+    return replace(
+        cfg,
+        name=f"multi30k_tiny_cpu_long_{src}_{tgt}",
+        max_steps=7500,
+        notes="CPU budget of Transformer-Tiny, longer: P_drop 0.1 rising to 0.3 "
+        "between updates 1500 and 3500, 4k tokens x 7500 updates (at most 88 "
+        "minutes), warmup 800, peak lr 0.0034; lc.norm.tok, 10k joint BPE; average "
+        "and beam chosen on val",
+    )
+
+
 def _ptb_parse_word_cpu() -> TrainConfig:
     """``ptb_parse_pos_cpu`` with word leaves in one shared vocabulary.
 
@@ -358,7 +383,11 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "multi30k_base_en_fr": lambda: _multi30k_base("en", "fr"),
     **{
         f"multi30k_tiny{cpu}_{s}_{t}": (lambda f=f, s=s, t=t: f(s, t))
-        for cpu, f in (("", _multi30k_tiny), ("_cpu", _multi30k_tiny_cpu))
+        for cpu, f in (
+            ("", _multi30k_tiny),
+            ("_cpu", _multi30k_tiny_cpu),
+            ("_cpu_long", _multi30k_tiny_cpu_long),
+        )
         for s, t in (("en", "de"), ("de", "en"), ("en", "fr"))
     },
     "ptb_parse": _ptb_parse,
