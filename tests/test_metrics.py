@@ -10,6 +10,7 @@ from aiayn.metrics import (
     chrf_score,
     evaluate_translations,
     moses_tokenize,
+    paired_bootstrap,
     sacrebleu_score,
     tokenized_bleu,
 )
@@ -103,3 +104,26 @@ def test_bad_input() -> None:
         evaluate_translations([], [], "en")
     with pytest.raises(AiaynError, match="reference 1 is int"):
         chrf_score(["a", "b"], ["a", 3])  # type: ignore[list-item]
+
+
+def test_paired_bootstrap_tells_a_real_difference_from_none() -> None:
+    refs = [f"a man number {i} rides a red bike down the street ." for i in range(60)]
+    good = list(refs)
+    bad = [r.replace("red bike", "blue car").replace("street", "hill") for r in refs]
+    out = paired_bootstrap(bad, good, refs)
+    assert out["system"] == pytest.approx(100.0)
+    assert out["delta"] == pytest.approx(out["system"] - out["baseline"])
+    assert out["delta"] > 30 and out["p_value"] < 0.01
+    assert "bs:1000" in out["signature"]
+    # one sentence of sixty better: a difference the test set can explain
+    close = paired_bootstrap(bad, [refs[0], *bad[1:]], refs)
+    assert 0 < close["delta"] < 5 and close["p_value"] > 0.05
+    # seeded: the same inputs give the same intervals
+    assert paired_bootstrap(bad, good, refs) == out
+
+
+def test_paired_bootstrap_bad_input() -> None:
+    with pytest.raises(AiaynError, match="hypotheses"):
+        paired_bootstrap(["a"], ["a", "b"], ["a", "b"])
+    with pytest.raises(AiaynError, match="resamples"):
+        paired_bootstrap(["a"], ["a"], ["a"], n_samples=10)
