@@ -6,7 +6,8 @@ smaller model with more dropout than the paper's base (the variations chapter
 measures that choice), trained in the paper's way otherwise. ``multi30k_base_*`` is
 the paper's base configuration on the same data, for comparison.
 ``multi30k_tiny_*`` is the Multi30k literature's Transformer-Tiny on its
-lowercased, tokenised text, and ``multi30k_tiny_cpu_*`` its CPU budget.
+lowercased, tokenised text, ``multi30k_tiny_cpu_*`` its CPU budget, and
+``multi30k_tiny_cpu_long_*`` that budget on a CPU fast enough for 7,500 updates.
 ``ptb_parse`` and ``ptb_parse_cpu`` are section 6.3's parser on the Penn Treebank sample
 (`aiayn.tasks.parse`), decoded as the paper does: beam 21, alpha 0.3, input + 300.
 """
